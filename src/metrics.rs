@@ -1,0 +1,117 @@
+//! Prometheus node_exporter textfile for a job: `runonce_<name>.prom`,
+//! written atomically from the job's state.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::record::Outcome;
+use crate::state::{self, JobState};
+
+const OUTCOMES: &[Outcome] = &[
+    Outcome::Ok,
+    Outcome::Failed,
+    Outcome::Timeout,
+    Outcome::Idle,
+    Outcome::Signaled,
+    Outcome::Skipped,
+    Outcome::Error,
+    Outcome::Cooldown,
+];
+
+/// Label values escaped as the text format requires.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', r"\n")
+}
+
+pub fn render(state: &JobState, running: bool) -> String {
+    let job = label(&state.name);
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: f64| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "{name}{{job=\"{job}\"}} {value}");
+    };
+    gauge(
+        "runonce_running",
+        "1 while an instance of the job runs.",
+        f64::from(u8::from(running)),
+    );
+    gauge(
+        "runonce_last_start_timestamp_seconds",
+        "Start of the last run, seconds since the epoch.",
+        state.last_start_unix.unwrap_or(0.0),
+    );
+    gauge(
+        "runonce_last_duration_seconds",
+        "Wall-clock duration of the last run.",
+        state.last_duration_s.unwrap_or(0.0),
+    );
+    gauge(
+        "runonce_last_exit_code",
+        "Exit status runonce returned for the last run.",
+        state.last_exit.map_or(-1.0, f64::from),
+    );
+    gauge(
+        "runonce_last_success_timestamp_seconds",
+        "End of the last successful run, seconds since the epoch (0: never).",
+        state.last_success_unix.unwrap_or(0.0),
+    );
+    gauge(
+        "runonce_last_maxrss_bytes",
+        "Peak resident memory of the last run's processes.",
+        state.last_maxrss_kib.unwrap_or(0) as f64 * 1024.0,
+    );
+    gauge(
+        "runonce_consecutive_failures",
+        "Failed runs in a row (reset by a success).",
+        state.consecutive_failures as f64,
+    );
+    gauge(
+        "runonce_consecutive_skips",
+        "Runs skipped in a row because the job was busy: a high value means it is stuck.",
+        state.consecutive_skips as f64,
+    );
+    let _ = writeln!(out, "# HELP runonce_runs_total Finished runs by outcome.");
+    let _ = writeln!(out, "# TYPE runonce_runs_total counter");
+    for o in OUTCOMES {
+        let n = state.outcomes.get(o.as_str()).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "runonce_runs_total{{job=\"{job}\",outcome=\"{}\"}} {n}",
+            o.as_str()
+        );
+    }
+    out
+}
+
+pub fn write(dir: &Path, state: &JobState, running: bool) -> std::io::Result<()> {
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let path = dir.join(format!("runonce_{}.prom", state.name));
+    state::write_atomic(&path, render(state, running).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_has_help_and_type() {
+        let mut s = JobState {
+            name: "j".into(),
+            ..Default::default()
+        };
+        s.outcomes.insert("ok".into(), 3);
+        let text = render(&s, true);
+        assert!(text.contains("runonce_runs_total{job=\"j\",outcome=\"ok\"} 3"));
+        assert!(text.contains("runonce_running{job=\"j\"} 1"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let metric = line.split('{').next().unwrap();
+            assert!(text.contains(&format!("# TYPE {metric} ")), "{metric}");
+        }
+    }
+}

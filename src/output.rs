@@ -1,0 +1,225 @@
+//! The job's stdout and stderr when runonce has to sit in their path:
+//! `--idle-timeout` (pass through, noting when output last came) and
+//! `--quiet` (hold it, replay it only if the run failed).  Without either
+//! option the job writes straight to runonce's own descriptors.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::sys;
+
+/// Held output stays in memory up to this size, then spills to a temp file.
+const SPILL_AT: usize = 4 << 20;
+/// Pass-through moves at most this much per write: a write of at most
+/// PIPE_BUF to a pipe that polled writable never blocks runonce's loop.
+const CHUNK: usize = 4096;
+
+/// Output held for `--quiet`, in the order it was read, as frames of
+/// (stream, length, bytes).
+#[derive(Default)]
+pub struct Held {
+    mem: Vec<u8>,
+    file: Option<File>,
+}
+
+impl Held {
+    fn push(&mut self, fd: RawFd, data: &[u8]) {
+        let mut frame = Vec::with_capacity(data.len() + 5);
+        frame.push(fd as u8);
+        frame.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        frame.extend_from_slice(data);
+        if self.file.is_none()
+            && self.mem.len() + frame.len() > SPILL_AT
+            && let Ok(mut f) = spill_file()
+            && f.write_all(&self.mem).is_ok()
+        {
+            self.mem = Vec::new();
+            self.file = Some(f);
+        }
+        match &mut self.file {
+            Some(f) => {
+                if f.write_all(&frame).is_err() {
+                    // disk full: keep what we can in memory rather than lose it
+                    self.mem.extend_from_slice(&frame);
+                }
+            }
+            None => self.mem.extend_from_slice(&frame),
+        }
+    }
+
+    /// Writes everything back, stdout to fd 1 and stderr to fd 2, in the
+    /// order it was read.  Write errors are ignored (a closed stdout must
+    /// not change the job's exit status).
+    pub fn replay(mut self) {
+        if let Some(mut f) = self.file.take()
+            && f.rewind().is_ok()
+        {
+            replay_frames(&mut BufReader::new(f));
+        }
+        replay_frames(&mut self.mem.as_slice());
+    }
+}
+
+fn replay_frames(r: &mut impl Read) {
+    let mut head = [0u8; 5];
+    let mut data = Vec::new();
+    while r.read_exact(&mut head).is_ok() {
+        let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        data.resize(len, 0);
+        if r.read_exact(&mut data).is_err() {
+            return;
+        }
+        let _ = sys::write_all_fd(RawFd::from(head[0]), &data);
+    }
+}
+
+/// An unnamed temp file (O_TMPFILE), falling back to create-and-unlink.
+fn spill_file() -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir();
+    let named = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(&dir);
+    if named.is_ok() {
+        return named;
+    }
+    let path = dir.join(format!("runonce-held.{}", std::process::id()));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
+}
+
+/// One of the job's output streams, read by runonce.
+pub struct Stream {
+    src: Option<OwnedFd>,
+    /// runonce's own fd (1 or 2) this stream belongs to.
+    pub dst: RawFd,
+    pending: Vec<u8>,
+    dst_broken: bool,
+    pub lost: u64,
+}
+
+impl Stream {
+    pub fn new(src: OwnedFd, dst: RawFd) -> io::Result<Stream> {
+        sys::set_nonblocking(src.as_raw_fd())?;
+        Ok(Stream {
+            src: Some(src),
+            dst,
+            pending: Vec::new(),
+            dst_broken: false,
+            lost: 0,
+        })
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.src.is_some()
+    }
+
+    /// Stop reading (the job is gone and something else holds the pipe).
+    pub fn close(&mut self) {
+        self.src = None;
+    }
+
+    /// The poll entries this stream wants: its pipe when it can take more
+    /// data, runonce's fd when data waits to go out.
+    pub fn poll_entries(&self, passthrough: bool) -> [Option<libc::pollfd>; 2] {
+        let read = self
+            .src
+            .as_ref()
+            .filter(|_| !passthrough || self.pending.is_empty())
+            .map(|s| sys::pollfd(s.as_raw_fd(), libc::POLLIN));
+        let write =
+            (passthrough && !self.pending.is_empty()).then(|| sys::pollfd(self.dst, libc::POLLOUT));
+        [read, write]
+    }
+
+    /// Reads what the pipe has.  Returns the number of bytes read (0 at EOF,
+    /// which closes the stream).
+    pub fn read(&mut self, held: Option<&mut Held>) -> usize {
+        let Some(src) = &self.src else { return 0 };
+        let mut buf = [0u8; 65536];
+        let cap = if held.is_some() { buf.len() } else { CHUNK };
+        match sys::read_fd(src.as_raw_fd(), &mut buf[..cap]) {
+            Ok(0) => {
+                self.src = None;
+                0
+            }
+            Ok(n) => {
+                match held {
+                    Some(h) => h.push(self.dst, &buf[..n]),
+                    None if self.dst_broken => self.lost += n as u64,
+                    None => self.pending.extend_from_slice(&buf[..n]),
+                }
+                n
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(_) => {
+                self.src = None;
+                0
+            }
+        }
+    }
+
+    /// Writes pending pass-through data to runonce's fd.  A closed or full
+    /// destination drops the data (counted) instead of stalling the job.
+    pub fn write(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        match sys::write_fd(self.dst, &self.pending) {
+            Ok(n) => {
+                self.pending.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                self.lost += self.pending.len() as u64;
+                self.pending.clear();
+                self.dst_broken = true;
+            }
+        }
+    }
+
+    /// Pushes out whatever is pending at the end (blocking is fine now).
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() && !self.dst_broken {
+            if sys::write_all_fd(self.dst, &self.pending).is_err() {
+                self.lost += self.pending.len() as u64;
+            }
+            self.pending.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_frames_keep_order_across_spill() {
+        let mut h = Held::default();
+        let big = vec![b'x'; SPILL_AT / 2 + 1];
+        h.push(1, b"a");
+        h.push(2, &big);
+        h.push(1, &big);
+        assert!(h.file.is_some());
+        h.push(2, b"z");
+        let mut f = h.file.take().unwrap();
+        f.rewind().unwrap();
+        let mut all = Vec::new();
+        f.read_to_end(&mut all).unwrap();
+        all.extend_from_slice(&h.mem);
+        assert_eq!(all[0], 1);
+        assert_eq!(&all[5..6], b"a");
+        assert_eq!(*all.last().unwrap(), b'z');
+        assert_eq!(all.len(), 4 * 5 + 2 + 2 * big.len());
+    }
+}

@@ -1,0 +1,218 @@
+//! Finding and signalling processes through /proc, safe against PID reuse:
+//! a process is named by its PID *and* its start time, and a signal goes
+//! through a pidfd opened and then re-checked against that start time.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use crate::sys;
+
+/// One process, identified so that a reused PID never matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProcId {
+    pub pid: i32,
+    /// Start time in clock ticks since boot (/proc/PID/stat field 22).
+    pub start: u64,
+}
+
+/// The fields of /proc/PID/stat that runonce uses.
+#[derive(Clone, Copy, Debug)]
+pub struct Stat {
+    pub state: u8,
+    pub ppid: i32,
+    pub pgrp: i32,
+    pub start: u64,
+}
+
+/// Reads /proc/PID/stat; None if the process is gone.
+pub fn stat(pid: i32) -> Option<Stat> {
+    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &[u8]) -> Option<Stat> {
+    // the command name may hold spaces and parentheses: split after the last ')'
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&text[close + 1..]).ok()?;
+    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
+    Some(Stat {
+        state: *f.first()?.as_bytes().first()?,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+impl Stat {
+    pub fn is_zombie(&self) -> bool {
+        matches!(self.state, b'Z' | b'X')
+    }
+}
+
+impl ProcId {
+    /// The process with this PID right now, if any.
+    pub fn of(pid: i32) -> Option<ProcId> {
+        stat(pid).map(|s| ProcId {
+            pid,
+            start: s.start,
+        })
+    }
+
+    /// Still the same process, and not a zombie.
+    pub fn alive(&self) -> bool {
+        stat(self.pid).is_some_and(|s| s.start == self.start && !s.is_zombie())
+    }
+
+    /// Sends `sig` if this is still the same process.  The pidfd pins the
+    /// process between the identity check and the signal.
+    pub fn signal(&self, sig: i32) -> bool {
+        let Ok(pidfd) = sys::pidfd_open(self.pid) else {
+            return false;
+        };
+        if stat(self.pid).is_none_or(|s| s.start != self.start) {
+            return false;
+        }
+        sys::pidfd_send_signal(&pidfd, sig).is_ok()
+    }
+}
+
+/// Every PID in /proc.
+fn all_pids() -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// A live descendant and its process group.
+#[derive(Clone, Copy, Debug)]
+pub struct Member {
+    pub id: ProcId,
+    pub pgrp: i32,
+}
+
+/// The live (non-zombie) descendants of `root`, at any depth.
+pub fn descendants(root: i32) -> Vec<Member> {
+    let mut children: HashMap<i32, Vec<(i32, Stat)>> = HashMap::new();
+    for pid in all_pids() {
+        if let Some(s) = stat(pid) {
+            children.entry(s.ppid).or_default().push((pid, s));
+        }
+    }
+    let mut found = Vec::new();
+    let mut todo = vec![root];
+    let mut seen = HashSet::new();
+    while let Some(parent) = todo.pop() {
+        for &(pid, s) in children.get(&parent).map(Vec::as_slice).unwrap_or(&[]) {
+            if seen.insert(pid) {
+                todo.push(pid);
+                if !s.is_zombie() {
+                    found.push(Member {
+                        id: ProcId {
+                            pid,
+                            start: s.start,
+                        },
+                        pgrp: s.pgrp,
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The processes that hold the flock on the file (dev, ino) through an
+/// inherited descriptor: the job of a runonce that was SIGKILLed.  A
+/// process that merely has the file open without the lock (orphans kept by
+/// `--keep-orphans`, after runonce released it) does not count.
+pub fn lock_holders(dev: u64, ino: u64) -> Vec<ProcId> {
+    let mut found = Vec::new();
+    for pid in all_pids() {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let holds = fds.filter_map(Result::ok).any(|fd| {
+            fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+                && fdinfo_holds_flock(pid, &fd.file_name().to_string_lossy())
+        });
+        if holds
+            && let Some(id) = ProcId::of(pid)
+            && id.alive()
+        {
+            found.push(id);
+        }
+    }
+    found
+}
+
+/// /proc/PID/fdinfo/FD lists the locks owned by that open file description.
+fn fdinfo_holds_flock(pid: i32, fd: &str) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.starts_with("lock:") && l.contains("FLOCK"))
+    })
+}
+
+/// The real UID of a process.
+pub fn uid_of(pid: i32) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Seconds since boot at which a process with start time `start` began.
+pub fn start_secs_since_boot(start: u64) -> f64 {
+    start as f64 / sys::clock_ticks() as f64
+}
+
+/// Seconds since boot now.
+pub fn uptime_secs() -> f64 {
+    fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// How long the process has been running, in seconds.
+pub fn age_secs(id: ProcId) -> f64 {
+    (uptime_secs() - start_secs_since_boot(id.start)).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_name() {
+        let line = b"42 (a) b (c) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
+        let s = parse_stat(line).unwrap();
+        assert_eq!((s.state, s.ppid, s.pgrp, s.start), (b'S', 1, 42, 777));
+    }
+
+    #[test]
+    fn self_is_alive_and_found_under_parent() {
+        let me = ProcId::of(sys::getpid()).unwrap();
+        assert!(me.alive());
+        let stale = ProcId {
+            pid: me.pid,
+            start: me.start + 1,
+        };
+        assert!(!stale.alive());
+        assert!(!stale.signal(0));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let found = descendants(sys::getpid());
+        assert!(found.iter().any(|p| p.id.pid == child.id() as i32));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

@@ -1,0 +1,551 @@
+//! One run from start to finish: signals, jitter, circuit breaker, lock,
+//! limits, the job (with retries), the record, state and metrics.
+
+use std::os::fd::OwnedFd;
+use std::time::{Duration, Instant};
+
+use crate::cgroup::Cgroup;
+use crate::cli::Wait;
+use crate::config::Config;
+use crate::exit_code;
+use crate::limits;
+use crate::lock::{self, Holder, Lock, Waited};
+use crate::log::Logger;
+use crate::metrics;
+use crate::output::Held;
+use crate::parse;
+use crate::procs::{self, ProcId};
+use crate::record::{self, Event, Outcome, Record};
+use crate::state::{self, JobState, Store};
+use crate::supervise::{self, Inherited};
+use crate::sys;
+use crate::ui;
+
+/// Signals runonce forwards to the job (cli.md section 7).
+const FORWARDED: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
+
+/// Signal handling set up before any thread exists: the forwarded signals
+/// (except those ignored at start, which stay ignored) and SIGCHLD are
+/// blocked and read from a signalfd.
+pub struct Signals {
+    pub fd: OwnedFd,
+    pub inherited: Inherited,
+}
+
+pub fn setup_signals() -> std::io::Result<Signals> {
+    let inherited = Inherited {
+        sigpipe_ignored: sys::signal_ignored(libc::SIGPIPE),
+        sigchld_ignored: sys::signal_ignored(libc::SIGCHLD),
+    };
+    // runonce reports write errors itself; the job gets its own disposition back
+    sys::set_disposition(libc::SIGPIPE, true);
+    if inherited.sigchld_ignored {
+        // an ignored SIGCHLD would reap the job behind runonce's back
+        sys::set_disposition(libc::SIGCHLD, false);
+    }
+    let mut set: Vec<i32> = FORWARDED
+        .into_iter()
+        .filter(|&s| !sys::signal_ignored(s))
+        .collect();
+    set.push(libc::SIGCHLD);
+    let set = sys::SigSet::of(&set);
+    set.block()?;
+    Ok(Signals {
+        fd: sys::signalfd(&set)?,
+        inherited,
+    })
+}
+
+/// The parts of a record that every record of this run shares.
+struct Ctx<'a> {
+    cfg: &'a Config,
+    logger: Logger,
+    store: Store,
+    started: String,
+    t0: Instant,
+    contain: String,
+    unapplied: Vec<String>,
+    jitter: Option<Duration>,
+    host: String,
+}
+
+impl Ctx<'_> {
+    fn record(&self, event: Event, outcome: Option<Outcome>) -> Record {
+        Record {
+            event,
+            name: self.cfg.name.clone(),
+            runonce_pid: sys::getpid(),
+            job_pid: None,
+            start: self.started.clone(),
+            duration_s: None,
+            outcome,
+            exit: None,
+            signal: None,
+            sent: Vec::new(),
+            leftovers: 0,
+            cpu_user_s: 0.0,
+            cpu_sys_s: 0.0,
+            maxrss_kib: 0,
+            argv: self.cfg.argv_strings(),
+            contain: self.contain.clone(),
+            limits_unapplied: self.unapplied.clone(),
+            holder_pid: None,
+            holder_age_s: None,
+            consecutive_skips: None,
+            attempt: None,
+            attempts: None,
+            slot: None,
+            jitter_s: self.jitter.map(|j| j.as_secs_f64()),
+            cgroup_peak_bytes: None,
+            oom_kills: None,
+            output_lost_bytes: None,
+            message: None,
+            host: self.host.clone(),
+            uid: sys::geteuid(),
+        }
+    }
+
+    /// Logs a finish record, folds it into the state and the metrics.
+    /// Returns the updated state (None if the state dir is unusable).
+    fn finish(&mut self, mut rec: Record, running: bool) -> Option<JobState> {
+        if rec.duration_s.is_none() {
+            rec.duration_s = Some(self.t0.elapsed().as_secs_f64());
+        }
+        let skipped = matches!(rec.outcome, Some(Outcome::Skipped | Outcome::Cooldown));
+        let state = match self.store.update(&self.cfg.name, |s| s.apply(&rec)) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                ui::warn(&format!(
+                    "--state-dir {}: cannot update state: {e}",
+                    self.store.dir.display()
+                ));
+                None
+            }
+        };
+        if skipped {
+            rec.consecutive_skips = state.as_ref().map(|s| s.consecutive_skips);
+        }
+        self.logger.emit(&rec);
+        if let (Some(dir), Some(s)) = (&self.cfg.metrics_dir, &state)
+            && let Err(e) = metrics::write(dir, s, running)
+        {
+            ui::warn(&format!(
+                "--metrics-dir {}: cannot write: {e}",
+                dir.display()
+            ));
+        }
+        state
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Runs the job as configured; returns runonce's exit status.
+pub fn run(cfg: &Config, signals: &Signals) -> u8 {
+    let mut ctx = Ctx {
+        cfg,
+        logger: Logger::new(cfg.log.clone(), cfg.facility, cfg.syslog_socket.clone()),
+        store: Store::new(cfg.state_dir.clone()),
+        started: record::now_rfc3339(),
+        t0: Instant::now(),
+        contain: "pgroup".into(),
+        unapplied: Vec::new(),
+        jitter: None,
+        host: hostname(),
+    };
+    if let Err(e) = sys::become_subreaper() {
+        ui::warn(&format!(
+            "cannot become a child subreaper ({e}): escaped processes may survive"
+        ));
+    }
+    if let Some(dir) = &cfg.lock_dir
+        && let Err(e) = lock::prepare_dir(dir)
+    {
+        return own_failure(&mut ctx, &e.to_string());
+    }
+    if let Some(max) = cfg.jitter {
+        let delay = random_below(max);
+        ctx.jitter = Some(delay);
+        if let Some(sig) = sleep_interruptible(&signals.fd, delay) {
+            return interrupted(&mut ctx, sig);
+        }
+    }
+    if let Some(code) = circuit_open(&mut ctx) {
+        return code;
+    }
+    let lock = match take_lock(&mut ctx, &signals.fd) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let status = run_locked(&mut ctx, &lock, signals);
+    if cfg.keep_orphans {
+        lock.release_shared();
+    }
+    status
+}
+
+/// runonce's own failure before the job started: one line, a record, 125.
+fn own_failure(ctx: &mut Ctx, msg: &str) -> u8 {
+    ui::warn(msg);
+    let mut rec = ctx.record(Event::Finish, Some(Outcome::Error));
+    rec.exit = Some(exit_code::OWN_FAILURE);
+    rec.message = Some(msg.to_string());
+    ctx.finish(rec, false);
+    exit_code::OWN_FAILURE
+}
+
+/// A forwarded signal arrived before the job started: end as if the job
+/// had died of it.
+fn interrupted(ctx: &mut Ctx, sig: i32) -> u8 {
+    let mut rec = ctx.record(Event::Finish, Some(Outcome::Error));
+    let code = exit_code::for_signal(sig);
+    rec.exit = Some(code);
+    rec.message = Some(format!(
+        "interrupted by SIG{} before the job started",
+        parse::signal_name(sig)
+    ));
+    ctx.finish(rec, false);
+    code
+}
+
+/// A uniformly random duration in [0, max), from the kernel's generator.
+fn random_below(max: Duration) -> Duration {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return Duration::ZERO;
+    }
+    let unit = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
+    max.mul_f64(unit)
+}
+
+/// Sleeps, unless a forwarded signal arrives (returned).
+fn sleep_interruptible(signals: &OwnedFd, d: Duration) -> Option<i32> {
+    let until = Instant::now().checked_add(d);
+    loop {
+        let now = Instant::now();
+        let left = until.map(|u| u.saturating_duration_since(now));
+        if left == Some(Duration::ZERO) {
+            return None;
+        }
+        let mut fds = [sys::pollfd(
+            std::os::fd::AsRawFd::as_raw_fd(signals),
+            libc::POLLIN,
+        )];
+        let _ = sys::poll(&mut fds, left);
+        if fds[0].revents != 0 {
+            while let Some((sig, _)) = sys::read_signal(signals) {
+                if sig != libc::SIGCHLD {
+                    return Some(sig);
+                }
+            }
+        }
+    }
+}
+
+/// The circuit breaker (cli.md section 9): after N failed runs in a row,
+/// skip until the cooldown has passed since the last failure.
+fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
+    let (max, cooldown) = ctx.cfg.breaker?;
+    let s = ctx.store.load(&ctx.cfg.name)?;
+    if s.consecutive_failures < u64::from(max) {
+        return None;
+    }
+    let since = state::unix_now() - s.last_failure_unix.unwrap_or(0.0);
+    if since >= cooldown.as_secs_f64() {
+        return None;
+    }
+    let mut rec = ctx.record(Event::Finish, Some(Outcome::Cooldown));
+    rec.exit = Some(ctx.cfg.busy_exit);
+    rec.message = Some(format!(
+        "{} failures in a row; cooling down for {:.0}s more",
+        s.consecutive_failures,
+        cooldown.as_secs_f64() - since
+    ));
+    ctx.finish(rec, false);
+    Some(ctx.cfg.busy_exit)
+}
+
+/// Takes the lock, or decides the run is skipped.  Err is the exit status.
+fn take_lock(ctx: &mut Ctx, signals: &OwnedFd) -> Result<Lock, u8> {
+    let cfg = ctx.cfg;
+    let wait_until = match cfg.wait {
+        None | Some(Wait::Up(Duration::ZERO)) => None,
+        Some(Wait::Forever) => Some(None),
+        Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
+    };
+    loop {
+        match lock::try_acquire(&cfg.lock_path, cfg.slots) {
+            Ok(Some(l)) => return Ok(l),
+            Ok(None) => {}
+            Err(e) => return Err(own_failure(ctx, &e.to_string())),
+        }
+        let holder = Holder::read(&cfg.lock_path);
+        if cfg.replace {
+            return replace(ctx, signals, holder);
+        }
+        let orphan_deadline = holder
+            .as_ref()
+            .filter(|h| h.orphaned())
+            .and_then(Holder::deadline);
+        if orphan_deadline.is_some_and(|d| d <= Instant::now()) {
+            let h = holder.unwrap_or_default();
+            terminate_holder(ctx, signals, &h, "its recorded deadline passed")?;
+            continue;
+        }
+        let Some(until) = wait_until else {
+            return Err(skip(ctx, holder.as_ref()));
+        };
+        match lock::wait_acquire(&cfg.lock_path, cfg.slots, until, signals, orphan_deadline) {
+            Ok(Waited::Got(l)) => return Ok(l),
+            Ok(Waited::TimedOut) => return Err(skip(ctx, Holder::read(&cfg.lock_path).as_ref())),
+            Ok(Waited::Signal(sig)) => return Err(interrupted(ctx, sig)),
+            Ok(Waited::OrphanDeadline) => continue,
+            Err(e) => return Err(own_failure(ctx, &e.to_string())),
+        }
+    }
+}
+
+/// The job is busy: silent skip with a record naming the holder.
+fn skip(ctx: &mut Ctx, holder: Option<&Holder>) -> u8 {
+    let mut rec = ctx.record(Event::Finish, Some(Outcome::Skipped));
+    rec.exit = Some(ctx.cfg.busy_exit);
+    if let Some(h) = holder {
+        rec.holder_pid = h.shown_pid();
+        rec.holder_age_s = Some((h.age_secs() * 1000.0).round() / 1000.0);
+        if h.orphaned() {
+            rec.message = Some("the holder's runonce is gone; its job still runs".into());
+        }
+    }
+    ctx.finish(rec, true);
+    ctx.cfg.busy_exit
+}
+
+/// `--replace`: terminate the running instance's whole tree, then take the
+/// lock (cli.md section 3).
+fn replace(ctx: &mut Ctx, signals: &OwnedFd, holder: Option<Holder>) -> Result<Lock, u8> {
+    let holder = holder.unwrap_or_default();
+    terminate_holder(ctx, signals, &holder, "--replace")?;
+    loop {
+        match lock::try_acquire(&ctx.cfg.lock_path, ctx.cfg.slots) {
+            Ok(Some(l)) => return Ok(l),
+            Ok(None) => {
+                // a new holder slipped in between: replace it too
+                let h = Holder::read(&ctx.cfg.lock_path).unwrap_or_default();
+                terminate_holder(ctx, signals, &h, "--replace")?;
+            }
+            Err(e) => return Err(own_failure(ctx, &e.to_string())),
+        }
+    }
+}
+
+/// Ends the holder's job: `--signal` (and SIGCONT) to its runonce and every
+/// process of its tree, SIGKILL to the tree after `--kill-after`, and waits
+/// until the lock is free.  Refuses (125) to touch another user's processes.
+fn terminate_holder(
+    ctx: &mut Ctx,
+    signals: &OwnedFd,
+    holder: &Holder,
+    why: &str,
+) -> Result<(), u8> {
+    let cfg = ctx.cfg;
+    let path = &cfg.lock_path;
+    let old_runonce = holder.runonce.filter(ProcId::alive);
+    let tree = lock::holder_tree(path, holder);
+    let me = sys::geteuid();
+    if me != 0 {
+        for p in old_runonce.iter().chain(&tree) {
+            if let Some(uid) = procs::uid_of(p.pid).filter(|&u| u != me) {
+                return Err(own_failure(
+                    ctx,
+                    &format!(
+                        "{why}: the running instance of {} (pid {}) belongs to uid {uid}: refused",
+                        cfg.name, p.pid
+                    ),
+                ));
+            }
+        }
+    }
+    // a live runonce forwards the signal to its whole tree and then writes
+    // its own record; an orphaned tree is signalled directly
+    match old_runonce {
+        Some(r) => {
+            r.signal(cfg.signal);
+            r.signal(libc::SIGCONT);
+        }
+        None => {
+            for p in &tree {
+                p.signal(cfg.signal);
+                p.signal(libc::SIGCONT);
+            }
+        }
+    }
+    let kill_at = Instant::now().checked_add(cfg.kill_after);
+    let mut killing = false;
+    loop {
+        let now = Instant::now();
+        if !killing && kill_at.is_none_or(|k| k <= now) {
+            killing = true;
+        }
+        if killing {
+            for p in lock::holder_tree(path, holder) {
+                p.signal(libc::SIGKILL);
+            }
+        }
+        if !lock::is_held(path) {
+            return Ok(());
+        }
+        let step = if killing {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(20)
+        };
+        let until = kill_at
+            .filter(|_| !killing)
+            .map_or(step, |k| k.saturating_duration_since(now).min(step));
+        if let Some(sig) = sleep_interruptible(signals, until) {
+            return Err(interrupted(ctx, sig));
+        }
+    }
+}
+
+/// Everything that happens while the lock is held.
+fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
+    let cfg = ctx.cfg;
+    let plan = limits::plan(&cfg.limits);
+    ctx.unapplied = plan.unapplied.clone();
+    for problem in &plan.unapplied {
+        ui::warn(&format!("limit not applied: {problem}"));
+    }
+    if cfg.strict_limits && !plan.unapplied.is_empty() {
+        return own_failure(
+            ctx,
+            "--strict-limits: a limit cannot be applied; the job was not started",
+        );
+    }
+    let cgroup: Option<Cgroup> = None;
+    let mut holder = Holder {
+        name: cfg.name.clone(),
+        runonce: ProcId::of(sys::getpid()),
+        job: None,
+        started_unix: state::unix_now(),
+        deadline_mono_ns: 0,
+        uid: sys::geteuid(),
+        cgroup: None,
+    };
+    let attempts = cfg.retries + 1;
+    let mut held_all: Vec<Held> = Vec::new();
+    let mut attempt = 1;
+    loop {
+        holder.deadline_mono_ns = cfg.timeout.map_or(0, |t| {
+            sys::monotonic_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+        });
+        holder.job = None;
+        lock.write_holder(&holder);
+        let job = supervise::Job {
+            argv: &cfg.argv,
+            foreground: cfg.foreground,
+            keep_orphans: cfg.keep_orphans,
+            timeout: cfg.timeout,
+            signal: cfg.signal,
+            kill_after: cfg.kill_after,
+            idle_timeout: cfg.idle_timeout,
+            quiet: cfg.quiet,
+            limits: &plan,
+            strict_limits: cfg.strict_limits,
+            lock_fd: std::os::fd::AsRawFd::as_raw_fd(&lock.file),
+            inherited: signals.inherited,
+            cgroup: cgroup.as_ref(),
+        };
+        let mut on_start = |pid: i32| {
+            holder.job = ProcId::of(pid);
+            lock.write_holder(&holder);
+            if attempt == 1 {
+                let mut rec = ctx.record(Event::Start, None);
+                rec.job_pid = Some(pid);
+                rec.slot = (cfg.slots > 1).then_some(lock.slot);
+                ctx.logger.emit(&rec);
+            }
+        };
+        let ended = supervise::run(&job, &signals.fd, &mut on_start);
+        if let Some(msg) = &ended.message {
+            ui::warn(msg);
+        }
+        let mut rec = ctx.record(Event::Finish, Some(ended.outcome));
+        fill(&mut rec, &ended);
+        rec.slot = (cfg.slots > 1).then_some(lock.slot);
+        if attempts > 1 {
+            rec.attempt = Some(attempt);
+            rec.attempts = Some(attempts);
+        }
+        if let Some(h) = ended.held {
+            held_all.push(h);
+        }
+        let retriable = ended.outcome.is_failure()
+            && ended.outcome != Outcome::Error
+            && (cfg.retry_on_timeout || !matches!(ended.outcome, Outcome::Timeout | Outcome::Idle))
+            && ended.forwarded.is_none();
+        if retriable && attempt < attempts {
+            rec.event = Event::Attempt;
+            rec.duration_s = Some(ended.duration.as_secs_f64());
+            ctx.logger.emit(&rec);
+            let pause = backoff(cfg, attempt);
+            if let Some(sig) = sleep_interruptible(&signals.fd, pause) {
+                // a signal stops the retries; the last attempt's status stands
+                rec.event = Event::Finish;
+                rec.message = Some(format!("retries stopped by SIG{}", parse::signal_name(sig)));
+                return conclude(ctx, rec, held_all);
+            }
+            attempt += 1;
+            continue;
+        }
+        return conclude(ctx, rec, held_all);
+    }
+}
+
+/// The pause before retry number `attempt` (1-based): the delay doubled
+/// each time, +-20% jitter, capped.
+fn backoff(cfg: &Config, attempt: u32) -> Duration {
+    let base = cfg
+        .retry_delay
+        .saturating_mul(1u32 << (attempt - 1).min(30));
+    let capped = base.min(cfg.retry_max_delay);
+    let jitter = 0.8 + 0.4 * random_below(Duration::from_secs(1)).as_secs_f64();
+    capped.mul_f64(jitter).min(cfg.retry_max_delay)
+}
+
+/// Copies what the supervisor learnt into the record.
+fn fill(rec: &mut Record, ended: &supervise::Ended) {
+    rec.job_pid = ended.job_pid;
+    rec.duration_s = Some(ended.duration.as_secs_f64());
+    rec.exit = Some(ended.exit);
+    rec.signal = ended.signal.map(parse::signal_name);
+    rec.sent = ended.sent.iter().map(|&s| parse::signal_name(s)).collect();
+    rec.leftovers = ended.leftovers;
+    let all = sys::children_rusage();
+    rec.cpu_user_s = round3(sys::timeval_secs(all.ru_utime));
+    rec.cpu_sys_s = round3(sys::timeval_secs(all.ru_stime));
+    rec.maxrss_kib = u64::try_from(all.ru_maxrss).unwrap_or(0);
+    rec.output_lost_bytes = (ended.output_lost > 0).then_some(ended.output_lost);
+    rec.message = ended.message.clone();
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The finish record, and the held output if the run did not succeed.
+fn conclude(ctx: &mut Ctx, rec: Record, held: Vec<Held>) -> u8 {
+    let exit = rec.exit.unwrap_or(exit_code::OWN_FAILURE);
+    let failed = rec.outcome != Some(Outcome::Ok);
+    ctx.finish(rec, false);
+    if failed {
+        for h in held {
+            h.replay();
+        }
+    }
+    exit
+}

@@ -1,0 +1,197 @@
+//! `runonce --status [NAME] [--json]`: what runs now (read from the locks,
+//! never trusted from state, so a crashed runonce leaves no ghost) and how
+//! each job's last run ended (from the state dir).
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::lock::{self, Holder};
+use crate::state::{JobState, Store};
+
+/// One running instance (one slot).
+#[derive(Serialize)]
+pub struct Running {
+    pub slot: u32,
+    pub pid: Option<i32>,
+    pub runonce_pid: Option<i32>,
+    pub job_pid: Option<i32>,
+    pub since: Option<String>,
+    pub age_s: Option<f64>,
+    /// runonce is gone and the job runs on (it was SIGKILLed).
+    pub orphaned: bool,
+}
+
+#[derive(Serialize)]
+pub struct JobStatus {
+    pub name: String,
+    pub state: &'static str,
+    pub running: Vec<Running>,
+    pub last: Option<JobState>,
+}
+
+pub struct Dirs {
+    pub lock_dir: PathBuf,
+    pub lock_file: Option<PathBuf>,
+    pub state_dir: PathBuf,
+}
+
+/// Names of jobs that have a lock file in the lock dir.
+fn lock_names(dir: &Path) -> Vec<String> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| {
+        let n = e.ok()?.file_name().into_string().ok()?;
+        let stem = n.strip_suffix(".lock")?;
+        (!stem.contains('@')).then(|| stem.to_string())
+    })
+    .collect()
+}
+
+fn running_slots(base: &Path) -> Vec<Running> {
+    let mut out = Vec::new();
+    for slot in 0.. {
+        let path = lock::slot_path(base, slot);
+        if !path.exists() {
+            break;
+        }
+        if !lock::is_held(&path) {
+            continue;
+        }
+        let h = Holder::read(&path);
+        let job_pid = h
+            .as_ref()
+            .and_then(|h| h.job.filter(crate::procs::ProcId::alive))
+            .map(|p| p.pid);
+        out.push(Running {
+            slot,
+            pid: h.as_ref().and_then(Holder::shown_pid),
+            runonce_pid: h.as_ref().and_then(|h| h.runonce).map(|p| p.pid),
+            job_pid,
+            since: h.as_ref().map(|h| {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(h.started_unix);
+                humantime::format_rfc3339_seconds(t).to_string()
+            }),
+            age_s: h.as_ref().map(|h| (h.age_secs() * 10.0).round() / 10.0),
+            orphaned: h.as_ref().is_some_and(Holder::orphaned),
+        });
+    }
+    out
+}
+
+pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
+    let store = Store::new(dirs.state_dir.clone());
+    let names: BTreeSet<String> = match name {
+        Some(n) => [n.to_string()].into(),
+        None => lock_names(&dirs.lock_dir)
+            .into_iter()
+            .chain(store.names())
+            .collect(),
+    };
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let base = match (&dirs.lock_file, name) {
+                (Some(f), Some(_)) => f.clone(),
+                _ => dirs.lock_dir.join(format!("{n}.lock")),
+            };
+            let last = store.load(&n);
+            if last.is_none() && !base.exists() {
+                return None;
+            }
+            let running = running_slots(&base);
+            let state = if running.is_empty() {
+                "idle"
+            } else {
+                "running"
+            };
+            Some(JobStatus {
+                name: n,
+                state,
+                running,
+                last,
+            })
+        })
+        .collect()
+}
+
+fn ago(unix: Option<f64>) -> String {
+    let Some(t) = unix else { return "-".into() };
+    let secs = (crate::state::unix_now() - t).max(0.0) as u64;
+    let d = std::time::Duration::from_secs(secs);
+    format!("{} ago", humantime::format_duration(d))
+}
+
+pub fn table(jobs: &[JobStatus]) -> String {
+    let mut rows = vec![
+        [
+            "NAME", "STATE", "PID", "SINCE", "LAST", "EXIT", "DURATION", "ENDED", "FAILS", "SKIPS",
+        ]
+        .map(String::from),
+    ];
+    for j in jobs {
+        let last = j.last.as_ref();
+        let tail = [
+            last.and_then(|l| l.last_outcome)
+                .map_or("-".into(), |o| o.as_str().to_string()),
+            last.and_then(|l| l.last_exit)
+                .map_or("-".into(), |e| e.to_string()),
+            last.and_then(|l| l.last_duration_s)
+                .map_or("-".into(), |d| format!("{d:.2}s")),
+            ago(last.and_then(|l| l.last_end_unix)),
+            last.map_or("0".into(), |l| l.consecutive_failures.to_string()),
+            last.map_or("0".into(), |l| l.consecutive_skips.to_string()),
+        ];
+        if j.running.is_empty() {
+            let mut row = [j.name.clone(), "idle".into(), "-".into(), "-".into()].to_vec();
+            row.extend(tail.iter().cloned());
+            rows.push(row.try_into().unwrap_or_else(|_| unreachable!()));
+        }
+        for r in &j.running {
+            let name = if r.slot == 0 {
+                j.name.clone()
+            } else {
+                format!("{}@{}", j.name, r.slot)
+            };
+            let state = if r.orphaned {
+                "running (orphaned)"
+            } else {
+                "running"
+            };
+            let since = match (&r.since, r.age_s) {
+                (Some(s), Some(a)) => format!("{s} ({a:.0}s)"),
+                _ => "-".into(),
+            };
+            let pid = r.pid.map_or("-".into(), |p| p.to_string());
+            let mut row = vec![name, state.into(), pid, since];
+            row.extend(tail.iter().cloned());
+            rows.push(row.try_into().unwrap_or_else(|_| unreachable!()));
+        }
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+pub fn json(jobs: &[JobStatus], single: bool) -> String {
+    let text = if single && jobs.len() == 1 {
+        serde_json::to_string_pretty(&jobs[0])
+    } else {
+        serde_json::to_string_pretty(jobs)
+    };
+    text.unwrap_or_default() + "\n"
+}

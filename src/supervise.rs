@@ -1,0 +1,466 @@
+//! Starting the job and watching it until every process of it is gone.
+//!
+//! runonce is a child subreaper, so every process the job starts stays below
+//! it, even after a double fork or setsid.  One poll loop waits on a
+//! signalfd (SIGCHLD and the signals to forward), the job's output pipes if
+//! runonce sits in their path, and the next deadline: it uses no CPU while
+//! the job runs.  The kill sequence (cli.md section 4): `--signal` and
+//! SIGCONT to every process of the job, SIGKILL after `--kill-after` to
+//! whatever is left, in rounds until nothing is left.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cgroup::Cgroup;
+use crate::limits;
+use crate::output::{Held, Stream};
+use crate::procs::{self, ProcId};
+use crate::record::Outcome;
+use crate::sys;
+
+/// While SIGKILL rounds are under way, look again this often for processes
+/// that were being forked while the last round ran.
+const KILL_ROUND: Duration = Duration::from_millis(20);
+/// Once the job is gone, how long to keep reading pipes that something
+/// outside the job (a kept orphan, a daemon) still holds open.
+const PIPE_GRACE: Duration = Duration::from_millis(200);
+
+/// What the child restores between fork and exec so that runonce is
+/// transparent: dispositions it inherited, and an empty signal mask.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inherited {
+    pub sigpipe_ignored: bool,
+    pub sigchld_ignored: bool,
+}
+
+pub struct Job<'a> {
+    pub argv: &'a [OsString],
+    pub foreground: bool,
+    pub keep_orphans: bool,
+    pub timeout: Option<Duration>,
+    pub signal: i32,
+    pub kill_after: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub quiet: bool,
+    pub limits: &'a limits::Plan,
+    pub strict_limits: bool,
+    /// The lock's descriptor: handed to the job so the lock lives as long
+    /// as any of its processes.
+    pub lock_fd: RawFd,
+    pub inherited: Inherited,
+    pub cgroup: Option<&'a Cgroup>,
+}
+
+/// How the job ended.
+pub struct Ended {
+    pub job_pid: Option<i32>,
+    pub outcome: Outcome,
+    pub exit: u8,
+    /// Signal that ended the main process.
+    pub signal: Option<i32>,
+    /// Signals runonce sent, in order, without repeats.
+    pub sent: Vec<i32>,
+    pub leftovers: u32,
+    pub forwarded: Option<i32>,
+    pub duration: Duration,
+    pub main_rusage: Option<libc::rusage>,
+    pub held: Option<Held>,
+    pub output_lost: u64,
+    pub message: Option<String>,
+}
+
+/// Starts the job and supervises it to the end.  `started` is called with
+/// the job's PID once it runs (to record it in the lock file and log the
+/// start).
+pub fn run(job: &Job, signals: &OwnedFd, started: &mut dyn FnMut(i32)) -> Ended {
+    let t0 = Instant::now();
+    let capture = job.quiet || job.idle_timeout.is_some();
+    let mut streams = Vec::new();
+    let mut cmd = Command::new(&job.argv[0]);
+    cmd.args(&job.argv[1..]);
+    if !job.foreground {
+        cmd.process_group(0);
+    }
+    if capture {
+        for dst in [1, 2] {
+            let (r, w) = match sys::pipe() {
+                Ok(p) => p,
+                Err(e) => return failed_start(t0, 125, format!("pipe: {e}")),
+            };
+            if dst == 1 {
+                cmd.stdout(Stdio::from(w));
+            } else {
+                cmd.stderr(Stdio::from(w));
+            }
+            match Stream::new(r, dst) {
+                Ok(s) => streams.push(s),
+                Err(e) => return failed_start(t0, 125, format!("pipe: {e}")),
+            }
+        }
+    }
+    let setup = ChildSetup {
+        unblock: sys::SigSet::of(&[]),
+        inherited: job.inherited,
+        lock_fd: job.lock_fd,
+        limits: job.limits.clone(),
+        strict: job.strict_limits,
+        cgroup_fds: job.cgroup.map(Cgroup::join_fds).unwrap_or_default(),
+    };
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls on data prepared in the parent
+    // (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(move || setup.apply());
+    }
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = crate::exit_code::for_exec_error(&e);
+            let what = match code {
+                crate::exit_code::NOT_FOUND => "command not found".to_string(),
+                _ => format!("cannot execute: {e}"),
+            };
+            let name = job.argv[0].to_string_lossy();
+            return failed_start(t0, code, format!("{name}: {what}"));
+        }
+    };
+    drop(cmd); // closes our copies of the pipes' write ends
+    let main = child.id() as i32;
+    started(main);
+    let mut sup = Supervisor {
+        job,
+        main,
+        main_id: ProcId::of(main),
+        main_status: None,
+        no_children: false,
+        deadline: job.timeout.and_then(|t| t0.checked_add(t)),
+        idle_deadline: job.idle_timeout.and_then(|t| t0.checked_add(t)),
+        kill_at: None,
+        killing: false,
+        stopped_by: None,
+        forwarded: None,
+        sent: Vec::new(),
+        leftovers: 0,
+        streams,
+        held: job.quiet.then(Held::default),
+        pipe_grace: None,
+    };
+    sup.run(signals);
+    sup.finish(t0)
+}
+
+fn failed_start(t0: Instant, exit: u8, message: String) -> Ended {
+    Ended {
+        job_pid: None,
+        outcome: Outcome::Error,
+        exit,
+        signal: None,
+        sent: Vec::new(),
+        leftovers: 0,
+        forwarded: None,
+        duration: t0.elapsed(),
+        main_rusage: None,
+        held: None,
+        output_lost: 0,
+        message: Some(message),
+    }
+}
+
+/// Everything the child does between fork and exec, prepared beforehand.
+struct ChildSetup {
+    unblock: sys::SigSet,
+    inherited: Inherited,
+    lock_fd: RawFd,
+    limits: limits::Plan,
+    strict: bool,
+    cgroup_fds: Vec<RawFd>,
+}
+
+impl ChildSetup {
+    /// Async-signal-safe only.
+    fn apply(&self) -> io::Result<()> {
+        // SAFETY: plain system calls on values prepared in the parent.
+        unsafe {
+            // std passes runonce's signal mask on; the job gets an empty one
+            libc::pthread_sigmask(
+                libc::SIG_SETMASK,
+                self.unblock.as_ptr(),
+                std::ptr::null_mut(),
+            );
+            // the lock stays held while any process of the job lives
+            libc::fcntl(self.lock_fd, libc::F_SETFD, 0);
+            for &fd in &self.cgroup_fds {
+                // "0" moves the writing process; children follow it
+                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 && self.strict {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        // std resets SIGPIPE to default; keep an inherited "ignore"
+        sys::set_disposition(libc::SIGPIPE, self.inherited.sigpipe_ignored);
+        if self.inherited.sigchld_ignored {
+            sys::set_disposition(libc::SIGCHLD, true);
+        }
+        limits::apply_in_child(&self.limits, self.strict)
+    }
+}
+
+struct Supervisor<'a> {
+    job: &'a Job<'a>,
+    main: i32,
+    main_id: Option<ProcId>,
+    main_status: Option<sys::Reaped>,
+    /// waitpid said ECHILD: no process of the job is left.
+    no_children: bool,
+    deadline: Option<Instant>,
+    idle_deadline: Option<Instant>,
+    kill_at: Option<Instant>,
+    killing: bool,
+    stopped_by: Option<Outcome>,
+    forwarded: Option<i32>,
+    sent: Vec<i32>,
+    leftovers: u32,
+    streams: Vec<Stream>,
+    held: Option<Held>,
+    pipe_grace: Option<Instant>,
+}
+
+impl Supervisor<'_> {
+    fn run(&mut self, signals: &OwnedFd) {
+        loop {
+            self.reap();
+            let now = Instant::now();
+            self.fire_deadlines(now);
+            if self.killing && !self.no_children {
+                self.send(libc::SIGKILL);
+            }
+            if self.job_gone() {
+                if self.streams.iter().all(|s| !s.is_open()) {
+                    return;
+                }
+                let grace = *self.pipe_grace.get_or_insert(now + PIPE_GRACE);
+                if now >= grace {
+                    self.streams.iter_mut().for_each(Stream::close);
+                    return;
+                }
+            }
+            self.wait(signals, now);
+        }
+    }
+
+    /// The job is over: its main process exited, and so did every other
+    /// process, unless `--keep-orphans` lets them live (not after a
+    /// timeout: a hard stop stops the whole job).
+    fn job_gone(&self) -> bool {
+        let all_needed = !self.job.keep_orphans || self.stopped_by.is_some();
+        self.main_status.is_some() && (self.no_children || !all_needed)
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match sys::reap_any() {
+                Ok(Some(r)) => {
+                    if r.pid == self.main {
+                        self.main_status = Some(r);
+                        self.main_exited();
+                    }
+                }
+                Ok(None) => return,
+                Err(_) => {
+                    self.no_children = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The main process is gone: what it left behind gets `--signal`, then
+    /// SIGKILL after `--kill-after` (no survivors), unless `--keep-orphans`.
+    fn main_exited(&mut self) {
+        if self.job.keep_orphans && self.stopped_by.is_none() {
+            return;
+        }
+        let left = procs::descendants(sys::getpid());
+        if left.is_empty() {
+            return;
+        }
+        if self.stopped_by.is_none() && self.forwarded.is_none() {
+            self.leftovers = left.len() as u32;
+        }
+        if !self.killing {
+            self.send(self.job.signal);
+            self.send(libc::SIGCONT);
+            let at = Instant::now() + self.job.kill_after;
+            self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
+        }
+    }
+
+    fn fire_deadlines(&mut self, now: Instant) {
+        let running = self.main_status.is_none();
+        if running && self.stopped_by.is_none() {
+            if self.deadline.is_some_and(|d| d <= now) {
+                self.stop(Outcome::Timeout, now);
+            } else if self.idle_deadline.is_some_and(|d| d <= now) {
+                self.stop(Outcome::Idle, now);
+            }
+        }
+        if self.kill_at.is_some_and(|k| k <= now) {
+            self.kill_at = None;
+            self.killing = true;
+            self.send(libc::SIGKILL);
+        }
+    }
+
+    /// A timeout or idle timeout: the first signal now, SIGKILL later.
+    fn stop(&mut self, why: Outcome, now: Instant) {
+        self.stopped_by = Some(why);
+        if self.job.signal == libc::SIGKILL {
+            self.killing = true;
+            self.send(libc::SIGKILL);
+            return;
+        }
+        self.send(self.job.signal);
+        // a stopped job must be able to act on the signal
+        self.send(libc::SIGCONT);
+        self.kill_at = Some(now.checked_add(self.job.kill_after).unwrap_or(now));
+    }
+
+    /// Sends `sig` to every process of the job: the process group while
+    /// its leader is unreaped (so the group ID cannot have been reused),
+    /// then each descendant outside the group, identified by PID and start
+    /// time through a pidfd; and the job's cgroup.
+    fn send(&mut self, sig: i32) {
+        if sig != libc::SIGCONT && !self.sent.contains(&sig) {
+            self.sent.push(sig);
+        }
+        self.signal_job(sig);
+    }
+
+    fn signal_job(&self, sig: i32) {
+        let group = if self.main_status.is_none() && !self.job.foreground {
+            let _ = sys::kill(-self.main, sig);
+            Some(self.main)
+        } else {
+            None
+        };
+        if let Some(cg) = self.job.cgroup
+            && sig == libc::SIGKILL
+        {
+            cg.kill();
+        }
+        if self.main_status.is_none()
+            && self.job.foreground
+            && let Some(id) = self.main_id
+        {
+            id.signal(sig);
+        }
+        for p in procs::descendants(sys::getpid()) {
+            if group != Some(p.pgrp) {
+                p.id.signal(sig);
+            }
+        }
+    }
+
+    /// Forwards a signal runonce received to every process of the job.
+    fn forward(&mut self, sig: i32) {
+        self.forwarded = Some(sig);
+        self.signal_job(sig);
+    }
+
+    fn wait(&mut self, signals: &OwnedFd, now: Instant) {
+        let passthrough = self.held.is_none();
+        let mut fds = vec![sys::pollfd(signals.as_raw_fd(), libc::POLLIN)];
+        let mut owners = vec![(usize::MAX, false)];
+        for (i, s) in self.streams.iter().enumerate() {
+            let [read, write] = s.poll_entries(passthrough);
+            if let Some(r) = read {
+                fds.push(r);
+                owners.push((i, false));
+            }
+            if let Some(w) = write {
+                fds.push(w);
+                owners.push((i, true));
+            }
+        }
+        let mut next = [
+            self.deadline,
+            self.idle_deadline,
+            self.kill_at,
+            self.pipe_grace,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if self.main_status.is_some() {
+            next = [self.kill_at, self.pipe_grace].into_iter().flatten().min();
+        }
+        if self.killing && !self.no_children {
+            next = Some(next.map_or(now + KILL_ROUND, |n| n.min(now + KILL_ROUND)));
+        }
+        let timeout = next.map(|n| n.saturating_duration_since(now));
+        if sys::poll(&mut fds, timeout).is_err() {
+            return;
+        }
+        for (fd, &(owner, is_write)) in fds.iter().zip(&owners) {
+            if fd.revents == 0 {
+                continue;
+            }
+            if owner == usize::MAX {
+                self.drain_signals(signals);
+                continue;
+            }
+            let stream = &mut self.streams[owner];
+            if is_write {
+                stream.write();
+            } else if stream.read(self.held.as_mut()) > 0
+                && let Some(idle) = self.job.idle_timeout
+            {
+                self.idle_deadline = Instant::now().checked_add(idle);
+            }
+        }
+    }
+
+    fn drain_signals(&mut self, signals: &OwnedFd) {
+        while let Some((sig, _)) = sys::read_signal(signals) {
+            if sig != libc::SIGCHLD {
+                self.forward(sig);
+            }
+        }
+    }
+
+    fn finish(mut self, t0: Instant) -> Ended {
+        for s in &mut self.streams {
+            s.flush();
+        }
+        let status = self.main_status;
+        let main_signal = status.and_then(|s| s.signal());
+        let (outcome, exit) = match (self.stopped_by, status) {
+            (Some(why), _) => (why, crate::exit_code::TIMED_OUT),
+            (None, Some(s)) => match (s.exit_code(), s.signal()) {
+                (Some(0), _) => (Outcome::Ok, 0),
+                (Some(c), _) => (Outcome::Failed, c as u8),
+                (None, Some(sig)) => (Outcome::Signaled, crate::exit_code::for_signal(sig)),
+                (None, None) => (Outcome::Error, crate::exit_code::OWN_FAILURE),
+            },
+            (None, None) => (Outcome::Error, crate::exit_code::OWN_FAILURE),
+        };
+        Ended {
+            job_pid: Some(self.main),
+            outcome,
+            exit,
+            signal: main_signal,
+            sent: self.sent,
+            leftovers: self.leftovers,
+            forwarded: self.forwarded,
+            duration: t0.elapsed(),
+            main_rusage: status.map(|s| s.rusage),
+            held: self.held,
+            output_lost: self.streams.iter().map(|s| s.lost).sum(),
+            message: None,
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Thin, safe wrappers over the Linux system calls runonce needs and std does
+//! not offer.  All `unsafe` outside the fork-to-exec window lives here.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Turns a -1 return into the errno as an `io::Error`.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Nanoseconds on CLOCK_MONOTONIC: the same clock for every process of the
+/// machine, so a deadline written into the lock file means the same to the
+/// next runonce, and a change of the wall clock does not move it.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = MaybeUninit::<libc::timespec>::uninit();
+    // SAFETY: clock_gettime writes a timespec into the pointer we own; the
+    // monotonic clock always exists on Linux.
+    let ts = unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, ts.as_mut_ptr());
+        ts.assume_init()
+    };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// The process's current disposition of `sig` is SIG_IGN.
+pub fn signal_ignored(sig: i32) -> bool {
+    let mut old = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only queries; the kernel fills `old`.
+    let ret = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: zero-initialised and, on success, filled by the kernel.
+    ret == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+/// Sets the disposition of `sig` to SIG_DFL or SIG_IGN.
+pub fn set_disposition(sig: i32, ignore: bool) {
+    let handler = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: SIG_DFL/SIG_IGN are not function pointers into our code, so
+    // no handler can run; signal() is async-signal-safe.
+    unsafe { libc::signal(sig, handler) };
+}
+
+/// A set of signals.
+#[derive(Clone, Copy)]
+pub struct SigSet(libc::sigset_t);
+
+impl SigSet {
+    pub fn of(signals: &[i32]) -> SigSet {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigemptyset initialises the set; sigaddset only fails for
+        // invalid numbers, which callers never pass.
+        unsafe {
+            libc::sigemptyset(set.as_mut_ptr());
+            for &s in signals {
+                libc::sigaddset(set.as_mut_ptr(), s);
+            }
+            SigSet(set.assume_init())
+        }
+    }
+
+    pub fn as_ptr(&self) -> *const libc::sigset_t {
+        &self.0
+    }
+
+    /// Blocks these signals in the calling thread (threads started later
+    /// inherit the mask, so nothing else sees them).
+    pub fn block(&self) -> io::Result<()> {
+        // SAFETY: valid set; a null old-set pointer is allowed.
+        let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &self.0, std::ptr::null_mut()) };
+        if ret == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(ret))
+        }
+    }
+}
+
+/// A signalfd for the given set (which must be blocked).
+pub fn signalfd(set: &SigSet) -> io::Result<OwnedFd> {
+    // SAFETY: -1 asks for a new fd; the set is valid.
+    let fd = check(unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    // SAFETY: signalfd returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// One pending signal from a signalfd: its number and sender's PID.
+pub fn read_signal(fd: &OwnedFd) -> Option<(i32, i32)> {
+    let mut info = MaybeUninit::<libc::signalfd_siginfo>::zeroed();
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    loop {
+        // SAFETY: reading at most `size` bytes into our buffer.
+        let n = unsafe { libc::read(fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+        if n == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n != size as isize {
+            return None;
+        }
+        // SAFETY: the kernel filled the whole struct.
+        let info = unsafe { info.assume_init() };
+        return Some((info.ssi_signo as i32, info.ssi_pid as i32));
+    }
+}
+
+/// poll(2) that retries on EINTR.  `timeout` None blocks.
+pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = match timeout {
+        None => -1,
+        // round up: a deadline 0.3 ms away must not spin with timeout 0
+        Some(t) => i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX),
+    };
+    loop {
+        // SAFETY: the slice is valid for its length.
+        let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        match check(ret) {
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+pub fn pollfd(fd: RawFd, events: i16) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    }
+}
+
+/// Makes runonce a child subreaper: descendants whose parent dies are
+/// re-parented to runonce instead of init, so it can find and reap them.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument.
+    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
+}
+
+/// kill(2); ESRCH (already gone) is not an error.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers.
+    match check(unsafe { libc::kill(pid, sig) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// A pidfd: a handle that keeps naming one process even if its PID is reused.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(pid, flags) returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: a valid pidfd, a null siginfo and no flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<u8>(),
+            0,
+        )
+    };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// How a reaped child ended, and what it used.
+#[derive(Clone, Copy, Debug)]
+pub struct Reaped {
+    pub pid: i32,
+    pub status: i32,
+    pub rusage: libc::rusage,
+}
+
+impl Reaped {
+    pub fn exit_code(&self) -> Option<i32> {
+        libc::WIFEXITED(self.status).then(|| libc::WEXITSTATUS(self.status))
+    }
+    pub fn signal(&self) -> Option<i32> {
+        libc::WIFSIGNALED(self.status).then(|| libc::WTERMSIG(self.status))
+    }
+}
+
+/// Reaps one exited child without blocking.  Ok(None): children exist but
+/// none has exited; Err(ECHILD): no children at all.
+pub fn reap_any() -> io::Result<Option<Reaped>> {
+    let mut status = 0;
+    let mut rusage = MaybeUninit::<libc::rusage>::zeroed();
+    loop {
+        // SAFETY: valid out-pointers for status and rusage.
+        let pid = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG, rusage.as_mut_ptr()) };
+        match pid {
+            0 => return Ok(None),
+            -1 => {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            // SAFETY: wait4 filled rusage for the reaped child.
+            pid => {
+                return Ok(Some(Reaped {
+                    pid,
+                    status,
+                    rusage: unsafe { rusage.assume_init() },
+                }));
+            }
+        }
+    }
+}
+
+/// Resource use of all reaped descendants (RUSAGE_CHILDREN).
+pub fn children_rusage() -> libc::rusage {
+    let mut ru = MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct we own.
+    unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, ru.as_mut_ptr());
+        ru.assume_init()
+    }
+}
+
+pub fn timeval_secs(tv: libc::timeval) -> f64 {
+    tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
+}
+
+/// Sets or clears O_NONBLOCK on a descriptor we alone use.
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
+    unsafe {
+        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
+        check(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    }
+    Ok(())
+}
+
+/// A pipe whose both ends are close-on-exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both fds are fresh and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// write(2) once, retrying EINTR; returns bytes written.
+pub fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Writes all of `buf`, giving up at the first error.
+pub fn write_all_fd(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write_fd(fd, buf)? {
+            0 => return Err(io::ErrorKind::WriteZero.into()),
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// read(2) once, retrying EINTR.
+pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// If any of fds 0, 1, 2 is closed, holds its number with /dev/null,
+/// close-on-exec: files runonce opens later can then never land on them (a
+/// job's output must not end up in a lock or state file), while the job
+/// still starts with that descriptor closed, as it would without runonce.
+pub fn hold_closed_stdio() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            // SAFETY: open of a constant path; the lowest free number is
+            // `fd` because lower ones are open by now.
+            let got = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+            if got != fd && got >= 0 {
+                // SAFETY: moving our own fresh fd to the free number.
+                unsafe {
+                    libc::dup3(got, fd, libc::O_CLOEXEC);
+                    libc::close(got);
+                }
+            }
+        }
+    }
+}
+
+pub fn geteuid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::geteuid() }
+}
+
+pub fn getpid() -> i32 {
+    std::process::id() as i32
+}
+
+/// Clock ticks per second, for /proc start times.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+/// Soft and hard limit of a resource.
+pub fn getrlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: fills the struct we own.
+    unsafe { libc::getrlimit(resource, &mut rl) };
+    (rl.rlim_cur, rl.rlim_max)
+}
+
+/// The effective capability set has `cap` (read from /proc, no libcap).
+pub fn has_capability(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << cap) != 0)
+}
+
+/// flock(LOCK_UN) on an open file description: releases the lock for every
+/// process that shares it (kept orphans inherit runonce's).
+pub fn unlock(fd: RawFd) {
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(fd, libc::LOCK_UN) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monotonic_advances() {
+        let a = monotonic_ns();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(monotonic_ns() > a);
+    }
+
+    #[test]
+    fn pipe_round_trip() {
+        let (r, w) = pipe().unwrap();
+        write_all_fd(w.as_raw_fd(), b"hi").unwrap();
+        let mut buf = [0; 4];
+        assert_eq!(read_fd(r.as_raw_fd(), &mut buf).unwrap(), 2);
+    }
+}

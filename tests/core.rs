@@ -1,0 +1,1 @@
+//! The core binary (issue 2): exit codes, lock, timeout, signals, bad input.

@@ -1,0 +1,6 @@
+//! Integration tests on the real binary, real processes and real signals.
+//! One test binary (autotests = false), one module per area.
+
+mod util;
+
+mod core;

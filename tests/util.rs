@@ -1,0 +1,133 @@
+//! Helpers for the integration tests: a scratch environment per test and
+//! synchronisation on files (never on sleeps alone).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_runonce");
+
+/// Generous: the machines are small and noisy.
+pub const SLACK: Duration = Duration::from_secs(10);
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub lock_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock_dir = dir.path().join("lock");
+        let state_dir = dir.path().join("state");
+        let log = dir.path().join("log.jsonl");
+        Env {
+            dir,
+            lock_dir,
+            state_dir,
+            log,
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// runonce with this environment's lock dir, state dir and JSON log.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--lock-dir")
+            .arg(&self.lock_dir)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--log")
+            .arg(format!("json:{}", self.log.display()));
+        c.env_remove("RUNONCE_LOCK_DIR")
+            .env_remove("RUNONCE_STATE_DIR");
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run runonce")
+    }
+
+    /// Every record in the JSON log.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+            .collect()
+    }
+
+    /// Finish records of job `name`.
+    pub fn finishes(&self, name: &str) -> Vec<serde_json::Value> {
+        self.records()
+            .into_iter()
+            .filter(|r| r["event"] == "finish" && r["name"] == name)
+            .collect()
+    }
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Waits until `path` exists; panics after SLACK.
+pub fn wait_file(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < SLACK, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `cond` holds; false after `limit`.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Reads a PID a job wrote into a file (waiting for it).
+pub fn read_pid(path: &Path) -> i32 {
+    wait_file(path);
+    let mut text = String::new();
+    wait_until(SLACK, || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.ends_with('\n')
+    });
+    text.trim().parse().expect("a pid")
+}
+
+/// The process exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().chars().next()))
+        .flatten()
+        .is_some_and(|state| state != 'Z' && state != 'X')
+}
+
+pub fn kill(pid: i32, sig: i32) {
+    // SAFETY: sending a signal to a PID the test owns.
+    unsafe { libc::kill(pid, sig) };
+}
