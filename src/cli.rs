@@ -47,12 +47,7 @@ pub struct Cli {
 
     /// Directory of lock files [default: /run/runonce for root, else
     /// $XDG_RUNTIME_DIR/runonce, else /tmp/runonce-UID]
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "RUNONCE_LOCK_DIR",
-        help_heading = "Job and lock"
-    )]
+    #[arg(long, value_name = "DIR", env = "RUNONCE_LOCK_DIR", help_heading = "Job and lock")]
     pub lock_dir: Option<PathBuf>,
 
     /// Exit code when the job is busy and the run is skipped
@@ -166,12 +161,7 @@ pub struct Cli {
 
     /// Directory of per-job state [default: /var/lib/runonce for root, else
     /// $XDG_STATE_HOME/runonce]
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "RUNONCE_STATE_DIR",
-        help_heading = "Logging and state"
-    )]
+    #[arg(long, value_name = "DIR", env = "RUNONCE_STATE_DIR", help_heading = "Logging and state")]
     pub state_dir: Option<PathBuf>,
 
     /// Write a Prometheus textfile runonce_NAME.prom into DIR
@@ -241,11 +231,7 @@ pub enum Wait {
 }
 
 fn wait_value(text: &str) -> Result<Wait, String> {
-    if text == "forever" {
-        Ok(Wait::Forever)
-    } else {
-        parse::duration(text).map(Wait::Up)
-    }
+    if text == "forever" { Ok(Wait::Forever) } else { parse::duration(text).map(Wait::Up) }
 }
 
 fn facility_name(text: &str) -> Result<String, String> {
@@ -290,14 +276,11 @@ pub fn attach_short_wait(args: Vec<OsString>) -> Vec<OsString> {
         }
         if let Some(long) = text.strip_prefix("--") {
             let needs_next = !long.contains('=')
-                && cmd
-                    .get_arguments()
-                    .find(|a| a.get_long() == Some(long))
-                    .is_some_and(|a| {
-                        takes_value(a)
-                            && !a.is_require_equals_set()
-                            && a.get_num_args().is_none_or(|n| n.min_values() > 0)
-                    });
+                && cmd.get_arguments().find(|a| a.get_long() == Some(long)).is_some_and(|a| {
+                    takes_value(a)
+                        && !a.is_require_equals_set()
+                        && a.get_num_args().is_none_or(|n| n.min_values() > 0)
+                });
             out.push(arg);
             if needs_next {
                 out.extend(iter.next());
@@ -360,9 +343,7 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        let argv = std::iter::once("runonce")
-            .chain(args.iter().copied())
-            .map(OsString::from);
+        let argv = std::iter::once("runonce").chain(args.iter().copied()).map(OsString::from);
         Cli::try_parse_from(attach_short_wait(argv.collect()))
     }
 
@@ -382,10 +363,7 @@ mod tests {
 
     #[test]
     fn wait_forms() {
-        assert_eq!(
-            parse(&["--wait", "true"]).unwrap().wait,
-            Some(Wait::Forever)
-        );
+        assert_eq!(parse(&["--wait", "true"]).unwrap().wait, Some(Wait::Forever));
         let c = parse(&["--wait", "5", "x"]).unwrap();
         assert_eq!(c.wait, Some(Wait::Forever));
         assert_eq!(c.command, ["5", "x"]);
@@ -397,10 +375,7 @@ mod tests {
             parse(&["-w5m", "true"]).unwrap().wait,
             Some(Wait::Up(Duration::from_secs(300)))
         );
-        assert_eq!(
-            parse(&["--wait=0", "true"]).unwrap().wait,
-            Some(Wait::Up(Duration::ZERO))
-        );
+        assert_eq!(parse(&["--wait=0", "true"]).unwrap().wait, Some(Wait::Up(Duration::ZERO)));
     }
 
     #[test]

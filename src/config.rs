@@ -73,16 +73,9 @@ impl Config {
                 (dir.join(format!("{name}.lock")), Some(dir))
             }
         };
-        let log = if cli.log.is_empty() {
-            vec![LogTarget::Syslog]
-        } else {
-            cli.log
-        };
+        let log = if cli.log.is_empty() { vec![LogTarget::Syslog] } else { cli.log };
         let facility = parse::facility(&cli.syslog_facility).map_err(|e| {
-            UsageError(format!(
-                "--syslog-facility: invalid value '{}': {e}",
-                cli.syslog_facility
-            ))
+            UsageError(format!("--syslog-facility: invalid value '{}': {e}", cli.syslog_facility))
         })?;
         Ok(Config {
             argv: cli.command,
@@ -124,10 +117,7 @@ impl Config {
     }
 
     pub fn argv_strings(&self) -> Vec<String> {
-        self.argv
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect()
+        self.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect()
     }
 }
 
@@ -190,14 +180,8 @@ mod tests {
         assert!(a.starts_with("run.py-"), "{a}");
         assert_eq!(a.len(), "run.py-".len() + 8);
         assert_eq!(a, default_name(&os(&["/opt/collector/run.py", "--all"])));
-        assert_ne!(
-            default_name(&os(&["echo", "a b"])),
-            default_name(&os(&["echo", "a", "b"]))
-        );
-        assert_ne!(
-            default_name(&os(&["w", "ab p", "q"])),
-            default_name(&os(&["w", "ab", "p q"]))
-        );
+        assert_ne!(default_name(&os(&["echo", "a b"])), default_name(&os(&["echo", "a", "b"])));
+        assert_ne!(default_name(&os(&["w", "ab p", "q"])), default_name(&os(&["w", "ab", "p q"])));
         let long = default_name(&os(&[&"x".repeat(100)]));
         assert_eq!(long.len(), 64);
         assert!(parse::job_name(&long).is_ok());

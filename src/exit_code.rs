@@ -19,11 +19,7 @@ pub fn for_signal(signal: i32) -> u8 {
 
 /// The exit status for an exec failure of the command.
 pub fn for_exec_error(err: &std::io::Error) -> u8 {
-    if err.kind() == std::io::ErrorKind::NotFound {
-        NOT_FOUND
-    } else {
-        NOT_EXECUTABLE
-    }
+    if err.kind() == std::io::ErrorKind::NotFound { NOT_FOUND } else { NOT_EXECUTABLE }
 }
 
 #[cfg(test)]

@@ -63,11 +63,7 @@ pub fn entry() -> u8 {
 fn clap_error(e: &clap::Error) -> u8 {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            if ui::print(&e.render().to_string()) {
-                0
-            } else {
-                exit_code::OWN_FAILURE
-            }
+            if ui::print(&e.render().to_string()) { 0 } else { exit_code::OWN_FAILURE }
         }
         _ => {
             ui::warn(&usage_message(e));
@@ -91,9 +87,7 @@ pub fn usage_message(e: &clap::Error) -> String {
     let hint = "(see runonce --help)";
     match e.kind() {
         ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
-            let reason = std::error::Error::source(e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
+            let reason = std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default();
             format!(
                 "{}: invalid value '{}'{reason}",
                 arg.unwrap_or_else(|| "option".into()),
@@ -136,11 +130,7 @@ fn generate(what: Generate) -> u8 {
     if let Some(shell) = shell {
         clap_complete::generate(shell, &mut cmd, "runonce", &mut out);
     }
-    if sys::write_all_fd(1, &out).is_ok() {
-        0
-    } else {
-        exit_code::OWN_FAILURE
-    }
+    if sys::write_all_fd(1, &out).is_ok() { 0 } else { exit_code::OWN_FAILURE }
 }
 
 fn status(cli: &Cli, name: String) -> u8 {
@@ -165,14 +155,6 @@ fn status(cli: &Cli, name: String) -> u8 {
         ));
         return 1;
     }
-    let text = if cli.json {
-        status::json(&jobs, name.is_some())
-    } else {
-        status::table(&jobs)
-    };
-    if ui::print(&text) {
-        0
-    } else {
-        exit_code::OWN_FAILURE
-    }
+    let text = if cli.json { status::json(&jobs, name.is_some()) } else { status::table(&jobs) };
+    if ui::print(&text) { 0 } else { exit_code::OWN_FAILURE }
 }

@@ -74,62 +74,27 @@ fn plan_rlimit(
         ));
         return;
     }
-    let hard_new = if may_raise {
-        hard_want
-    } else {
-        hard_want.min(hard)
-    };
-    plan.rlimits.push(RlimitSet {
-        resource,
-        soft: want,
-        hard: hard_new.max(want),
-    });
+    let hard_new = if may_raise { hard_want } else { hard_want.min(hard) };
+    plan.rlimits.push(RlimitSet { resource, soft: want, hard: hard_new.max(want) });
 }
 
 pub fn plan(req: &Request) -> Plan {
-    let mut plan = Plan {
-        io_idle: req.io_idle,
-        ..Plan::default()
-    };
+    let mut plan = Plan { io_idle: req.io_idle, ..Plan::default() };
     let may_raise = sys::has_capability(CAP_SYS_RESOURCE);
     if let Some(bytes) = req.memory {
         let name = "--memory (RLIMIT_DATA)";
-        plan_rlimit(
-            &mut plan,
-            name,
-            libc::RLIMIT_DATA,
-            bytes,
-            bytes,
-            &human_bytes,
-            may_raise,
-        );
+        plan_rlimit(&mut plan, name, libc::RLIMIT_DATA, bytes, bytes, &human_bytes, may_raise);
     }
     if let Some(cpu) = req.cpu {
         // whole seconds, at least 1; the hard limit 1 s later so the job
         // gets SIGXCPU first and SIGKILL shortly after
         let secs = cpu.as_secs_f64().ceil().max(1.0) as u64;
         let shown = |s: u64| format!("{s}s");
-        plan_rlimit(
-            &mut plan,
-            "--cpu",
-            libc::RLIMIT_CPU,
-            secs,
-            secs + 1,
-            &shown,
-            may_raise,
-        );
+        plan_rlimit(&mut plan, "--cpu", libc::RLIMIT_CPU, secs, secs + 1, &shown, may_raise);
     }
     if let Some(n) = req.nofile {
         let shown = |n: u64| n.to_string();
-        plan_rlimit(
-            &mut plan,
-            "--nofile",
-            libc::RLIMIT_NOFILE,
-            n,
-            n,
-            &shown,
-            may_raise,
-        );
+        plan_rlimit(&mut plan, "--nofile", libc::RLIMIT_NOFILE, n, n, &shown, may_raise);
     }
     if let Some(n) = req.nproc {
         let shown = |n: u64| n.to_string();
@@ -145,8 +110,7 @@ pub fn plan(req: &Request) -> Plan {
     }
     if let Some(n) = req.nice {
         if n < 0 && !sys::has_capability(CAP_SYS_NICE) {
-            plan.unapplied
-                .push(format!("--nice {n}: raising priority needs CAP_SYS_NICE"));
+            plan.unapplied.push(format!("--nice {n}: raising priority needs CAP_SYS_NICE"));
         } else {
             plan.nice = Some(n);
         }
@@ -160,10 +124,7 @@ pub fn plan(req: &Request) -> Plan {
 /// already reported what could not be applied.
 pub fn apply_in_child(plan: &Plan, strict: bool) -> io::Result<()> {
     for r in &plan.rlimits {
-        let rl = libc::rlimit {
-            rlim_cur: r.soft,
-            rlim_max: r.hard,
-        };
+        let rl = libc::rlimit { rlim_cur: r.soft, rlim_max: r.hard };
         // SAFETY: setrlimit is async-signal-safe and reads our struct.
         if unsafe { libc::setrlimit(r.resource, &rl) } != 0 && strict {
             return Err(io::Error::last_os_error());
@@ -184,12 +145,7 @@ pub fn apply_in_child(plan: &Plan, strict: bool) -> io::Result<()> {
         const IOPRIO_CLASS_IDLE: libc::c_long = 3;
         // SAFETY: ioprio_set(which, who, ioprio) on ourselves.
         let ret = unsafe {
-            libc::syscall(
-                libc::SYS_ioprio_set,
-                IOPRIO_WHO_PROCESS,
-                0,
-                IOPRIO_CLASS_IDLE << 13,
-            )
+            libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, IOPRIO_CLASS_IDLE << 13)
         };
         if ret != 0 && strict {
             return Err(io::Error::last_os_error());
@@ -204,10 +160,7 @@ mod tests {
 
     #[test]
     fn memory_is_rlimit_data() {
-        let p = plan(&Request {
-            memory: Some(1 << 30),
-            ..Request::default()
-        });
+        let p = plan(&Request { memory: Some(1 << 30), ..Request::default() });
         let (_, hard) = sys::getrlimit(libc::RLIMIT_DATA);
         if hard >= 1 << 30 || sys::has_capability(CAP_SYS_RESOURCE) {
             assert_eq!(p.rlimits[0].resource, libc::RLIMIT_DATA);
@@ -219,10 +172,7 @@ mod tests {
 
     #[test]
     fn cpu_keeps_hard_above_soft() {
-        let p = plan(&Request {
-            cpu: Some(Duration::from_millis(1500)),
-            ..Request::default()
-        });
+        let p = plan(&Request { cpu: Some(Duration::from_millis(1500)), ..Request::default() });
         if let Some(r) = p.rlimits.first() {
             assert_eq!(r.soft, 2);
             assert!(r.hard > r.soft);

@@ -43,16 +43,8 @@ pub fn default_dir() -> PathBuf {
 /// Creates the lock directory if it is missing (/run/runonce 0755, any
 /// other 0700) and refuses one that another user could tamper with.
 pub fn prepare_dir(dir: &Path) -> Result<(), Unusable> {
-    let mode = if dir == Path::new("/run/runonce") {
-        0o755
-    } else {
-        0o700
-    };
-    match fs::DirBuilder::new()
-        .recursive(false)
-        .mode(mode)
-        .create(dir)
-    {
+    let mode = if dir == Path::new("/run/runonce") { 0o755 } else { 0o700 };
+    match fs::DirBuilder::new().recursive(false).mode(mode).create(dir) {
         Ok(()) => {
             // the umask may have taken bits away; the contract says this mode
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(mode));
@@ -67,19 +59,13 @@ pub fn prepare_dir(dir: &Path) -> Result<(), Unusable> {
             return prepare_dir(dir);
         }
         Err(e) => {
-            return Err(Unusable(format!(
-                "lock dir {}: cannot create: {e}",
-                dir.display()
-            )));
+            return Err(Unusable(format!("lock dir {}: cannot create: {e}", dir.display())));
         }
     }
     let meta = fs::symlink_metadata(dir)
         .map_err(|e| Unusable(format!("lock dir {}: {e}", dir.display())))?;
     if !meta.is_dir() {
-        return Err(Unusable(format!(
-            "lock dir {}: not a directory",
-            dir.display()
-        )));
+        return Err(Unusable(format!("lock dir {}: not a directory", dir.display())));
     }
     if meta.uid() != sys::geteuid() {
         return Err(Unusable(format!(
@@ -128,14 +114,9 @@ fn open_lock_file(path: &Path) -> Result<File, Unusable> {
                 Unusable(format!("lock {}: cannot open: {e}", path.display()))
             }
         })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| Unusable(format!("lock {}: {e}", path.display())))?;
+    let meta = file.metadata().map_err(|e| Unusable(format!("lock {}: {e}", path.display())))?;
     if !meta.is_file() {
-        return Err(Unusable(format!(
-            "lock {}: not a regular file: refused",
-            path.display()
-        )));
+        return Err(Unusable(format!("lock {}: not a regular file: refused", path.display())));
     }
     Ok(file)
 }
@@ -174,10 +155,7 @@ impl Lock {
     }
 
     pub fn dev_ino(&self) -> (u64, u64) {
-        self.file
-            .metadata()
-            .map(|m| (m.dev(), m.ino()))
-            .unwrap_or((0, 0))
+        self.file.metadata().map(|m| (m.dev(), m.ino())).unwrap_or((0, 0))
     }
 }
 
@@ -292,11 +270,7 @@ fn block_on_slot(path: &Path, slot: u32, done: &AtomicBool) -> Option<Result<Loc
             return None;
         }
         if still_named(&file, path) {
-            return Some(Ok(Lock {
-                file,
-                path: path.to_path_buf(),
-                slot,
-            }));
+            return Some(Ok(Lock { file, path: path.to_path_buf(), slot }));
         }
     }
 }
@@ -319,20 +293,15 @@ pub struct Holder {
 impl Holder {
     pub fn to_text(&self) -> String {
         let mut t = String::new();
-        let id = |p: Option<ProcId>| {
-            p.map(|p| format!("{} {}", p.pid, p.start))
-                .unwrap_or_default()
-        };
+        let id =
+            |p: Option<ProcId>| p.map(|p| format!("{} {}", p.pid, p.start)).unwrap_or_default();
         t.push_str(&format!("name={}\n", self.name));
         t.push_str(&format!("runonce={}\n", id(self.runonce)));
         t.push_str(&format!("job={}\n", id(self.job)));
         t.push_str(&format!("started={:.3}\n", self.started_unix));
         t.push_str(&format!("deadline_mono_ns={}\n", self.deadline_mono_ns));
         t.push_str(&format!("uid={}\n", self.uid));
-        t.push_str(&format!(
-            "cgroup={}\n",
-            self.cgroup.as_deref().unwrap_or("")
-        ));
+        t.push_str(&format!("cgroup={}\n", self.cgroup.as_deref().unwrap_or("")));
         t.push_str("end\n");
         t
     }
@@ -342,10 +311,7 @@ impl Holder {
         let mut h = Holder::default();
         let id = |v: &str| {
             let mut it = v.split_whitespace();
-            Some(ProcId {
-                pid: it.next()?.parse().ok()?,
-                start: it.next()?.parse().ok()?,
-            })
+            Some(ProcId { pid: it.next()?.parse().ok()?, start: it.next()?.parse().ok()? })
         };
         for line in text.lines() {
             if line == "end" {
@@ -372,10 +338,7 @@ impl Holder {
 
     /// The PID to show for this holder: the job's if it lives, else runonce's.
     pub fn shown_pid(&self) -> Option<i32> {
-        self.job
-            .filter(ProcId::alive)
-            .or(self.runonce)
-            .map(|p| p.pid)
+        self.job.filter(ProcId::alive).or(self.runonce).map(|p| p.pid)
     }
 
     /// runonce is gone but the lock is still held: the job is orphaned.

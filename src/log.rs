@@ -29,13 +29,7 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(targets: Vec<LogTarget>, facility: syslog::Facility, socket: PathBuf) -> Logger {
-        Logger {
-            targets,
-            facility,
-            socket,
-            syslog: Syslog::NotTried,
-            warned: Vec::new(),
-        }
+        Logger { targets, facility, socket, syslog: Syslog::NotTried, warned: Vec::new() }
     }
 
     pub fn emit(&mut self, rec: &Record) {

@@ -20,10 +20,7 @@ const OUTCOMES: &[Outcome] = &[
 
 /// Label values escaped as the text format requires.
 fn label(value: &str) -> String {
-    value
-        .replace('\\', r"\\")
-        .replace('"', "\\\"")
-        .replace('\n', r"\n")
+    value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
 }
 
 pub fn render(state: &JobState, running: bool) -> String {
@@ -34,11 +31,7 @@ pub fn render(state: &JobState, running: bool) -> String {
         let _ = writeln!(out, "# TYPE {name} gauge");
         let _ = writeln!(out, "{name}{{job=\"{job}\"}} {value}");
     };
-    gauge(
-        "runonce_running",
-        "1 while an instance of the job runs.",
-        f64::from(u8::from(running)),
-    );
+    gauge("runonce_running", "1 while an instance of the job runs.", f64::from(u8::from(running)));
     gauge(
         "runonce_last_start_timestamp_seconds",
         "Start of the last run, seconds since the epoch.",
@@ -78,11 +71,7 @@ pub fn render(state: &JobState, running: bool) -> String {
     let _ = writeln!(out, "# TYPE runonce_runs_total counter");
     for o in OUTCOMES {
         let n = state.outcomes.get(o.as_str()).copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "runonce_runs_total{{job=\"{job}\",outcome=\"{}\"}} {n}",
-            o.as_str()
-        );
+        let _ = writeln!(out, "runonce_runs_total{{job=\"{job}\",outcome=\"{}\"}} {n}", o.as_str());
     }
     out
 }
@@ -101,10 +90,7 @@ mod tests {
 
     #[test]
     fn every_sample_has_help_and_type() {
-        let mut s = JobState {
-            name: "j".into(),
-            ..Default::default()
-        };
+        let mut s = JobState { name: "j".into(), ..Default::default() };
         s.outcomes.insert("ok".into(), 3);
         let text = render(&s, true);
         assert!(text.contains("runonce_runs_total{job=\"j\",outcome=\"ok\"} 3"));

@@ -111,13 +111,7 @@ pub struct Stream {
 impl Stream {
     pub fn new(src: OwnedFd, dst: RawFd) -> io::Result<Stream> {
         sys::set_nonblocking(src.as_raw_fd())?;
-        Ok(Stream {
-            src: Some(src),
-            dst,
-            pending: Vec::new(),
-            dst_broken: false,
-            lost: 0,
-        })
+        Ok(Stream { src: Some(src), dst, pending: Vec::new(), dst_broken: false, lost: 0 })
     }
 
     pub fn is_open(&self) -> bool {

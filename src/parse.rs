@@ -68,9 +68,7 @@ fn bare_seconds(t: &str) -> Result<Duration, String> {
 pub fn size(text: &str) -> Result<u64, String> {
     const EXPECTED: &str = "expected bytes or a size like 512M, 1G, 1.5GiB";
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     if number.is_empty() || number.matches('.').count() > 1 || number == "." {
         return Err(EXPECTED.into());
@@ -210,9 +208,7 @@ pub fn facility(text: &str) -> Result<syslog::Facility, String> {
 
 /// An exit code: 0 to 255.
 pub fn exit_code(text: &str) -> Result<u8, String> {
-    text.trim()
-        .parse::<u8>()
-        .map_err(|_| "expected an exit code from 0 to 255".into())
+    text.trim().parse::<u8>().map_err(|_| "expected an exit code from 0 to 255".into())
 }
 
 /// A positive count (`--slots`, `--max-failures`).
@@ -226,9 +222,7 @@ pub fn positive(text: &str) -> Result<u32, String> {
 
 /// A count that may be zero (`--retries`).
 pub fn count(text: &str) -> Result<u32, String> {
-    text.trim()
-        .parse::<u32>()
-        .map_err(|_| "expected a whole number (0 or more)".into())
+    text.trim().parse::<u32>().map_err(|_| "expected a whole number (0 or more)".into())
 }
 
 /// A `--nice` adjustment, -20 to 19.
@@ -263,10 +257,7 @@ mod tests {
         assert_eq!(duration("0").unwrap(), Duration::ZERO);
         assert_eq!(duration("0.0000000001").unwrap(), Duration::from_nanos(1));
         assert_eq!(duration("0.0000000000").unwrap(), Duration::ZERO);
-        assert_eq!(
-            duration("18446744073709551615").unwrap().as_secs(),
-            u64::MAX
-        );
+        assert_eq!(duration("18446744073709551615").unwrap().as_secs(), u64::MAX);
         assert_eq!(duration("99999999999999999999999").unwrap(), Duration::MAX);
         assert!(duration("1000000d").unwrap() > Duration::from_secs(86_400 * 999_999));
         for bad in ["banana", "-5", "-1", "", "soon", "1..2", ".", "5 parsecs"] {

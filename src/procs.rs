@@ -53,10 +53,7 @@ impl Stat {
 impl ProcId {
     /// The process with this PID right now, if any.
     pub fn of(pid: i32) -> Option<ProcId> {
-        stat(pid).map(|s| ProcId {
-            pid,
-            start: s.start,
-        })
+        stat(pid).map(|s| ProcId { pid, start: s.start })
     }
 
     /// Still the same process, and not a zombie.
@@ -82,8 +79,7 @@ fn all_pids() -> Vec<i32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
 }
 
 /// A live descendant and its process group.
@@ -109,13 +105,7 @@ pub fn descendants(root: i32) -> Vec<Member> {
             if seen.insert(pid) {
                 todo.push(pid);
                 if !s.is_zombie() {
-                    found.push(Member {
-                        id: ProcId {
-                            pid,
-                            start: s.start,
-                        },
-                        pgrp: s.pgrp,
-                    });
+                    found.push(Member { id: ProcId { pid, start: s.start }, pgrp: s.pgrp });
                 }
             }
         }
@@ -149,22 +139,14 @@ pub fn lock_holders(dev: u64, ino: u64) -> Vec<ProcId> {
 
 /// /proc/PID/fdinfo/FD lists the locks owned by that open file description.
 fn fdinfo_holds_flock(pid: i32, fd: &str) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).is_ok_and(|t| {
-        t.lines()
-            .any(|l| l.starts_with("lock:") && l.contains("FLOCK"))
-    })
+    fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+        .is_ok_and(|t| t.lines().any(|l| l.starts_with("lock:") && l.contains("FLOCK")))
 }
 
 /// The real UID of a process.
 pub fn uid_of(pid: i32) -> Option<u32> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.parse().ok()
 }
 
 /// Seconds since boot at which a process with start time `start` began.
@@ -200,16 +182,10 @@ mod tests {
     fn self_is_alive_and_found_under_parent() {
         let me = ProcId::of(sys::getpid()).unwrap();
         assert!(me.alive());
-        let stale = ProcId {
-            pid: me.pid,
-            start: me.start + 1,
-        };
+        let stale = ProcId { pid: me.pid, start: me.start + 1 };
         assert!(!stale.alive());
         assert!(!stale.signal(0));
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
         let found = descendants(sys::getpid());
         assert!(found.iter().any(|p| p.id.pid == child.id() as i32));
         child.kill().unwrap();

@@ -184,11 +184,7 @@ impl Record {
 }
 
 fn human_kib(kib: u64) -> String {
-    if kib >= 10 * 1024 {
-        format!("{}MiB", kib / 1024)
-    } else {
-        format!("{kib}KiB")
-    }
+    if kib >= 10 * 1024 { format!("{}MiB", kib / 1024) } else { format!("{kib}KiB") }
 }
 
 /// The command line as a shell would read it back.
@@ -196,8 +192,7 @@ pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+                && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
             {
                 a.clone()
             } else {

@@ -43,17 +43,11 @@ pub fn setup_signals() -> std::io::Result<Signals> {
         // an ignored SIGCHLD would reap the job behind runonce's back
         sys::set_disposition(libc::SIGCHLD, false);
     }
-    let mut set: Vec<i32> = FORWARDED
-        .into_iter()
-        .filter(|&s| !sys::signal_ignored(s))
-        .collect();
+    let mut set: Vec<i32> = FORWARDED.into_iter().filter(|&s| !sys::signal_ignored(s)).collect();
     set.push(libc::SIGCHLD);
     let set = sys::SigSet::of(&set);
     set.block()?;
-    Ok(Signals {
-        fd: sys::signalfd(&set)?,
-        inherited,
-    })
+    Ok(Signals { fd: sys::signalfd(&set)?, inherited })
 }
 
 /// The parts of a record that every record of this run shares.
@@ -129,10 +123,7 @@ impl Ctx<'_> {
         if let (Some(dir), Some(s)) = (&self.cfg.metrics_dir, &state)
             && let Err(e) = metrics::write(dir, s, running)
         {
-            ui::warn(&format!(
-                "--metrics-dir {}: cannot write: {e}",
-                dir.display()
-            ));
+            ui::warn(&format!("--metrics-dir {}: cannot write: {e}", dir.display()));
         }
         state
     }
@@ -158,9 +149,7 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         host: hostname(),
     };
     if let Err(e) = sys::become_subreaper() {
-        ui::warn(&format!(
-            "cannot become a child subreaper ({e}): escaped processes may survive"
-        ));
+        ui::warn(&format!("cannot become a child subreaper ({e}): escaped processes may survive"));
     }
     if let Some(dir) = &cfg.lock_dir
         && let Err(e) = lock::prepare_dir(dir)
@@ -204,10 +193,8 @@ fn interrupted(ctx: &mut Ctx, sig: i32) -> u8 {
     let mut rec = ctx.record(Event::Finish, Some(Outcome::Error));
     let code = exit_code::for_signal(sig);
     rec.exit = Some(code);
-    rec.message = Some(format!(
-        "interrupted by SIG{} before the job started",
-        parse::signal_name(sig)
-    ));
+    rec.message =
+        Some(format!("interrupted by SIG{} before the job started", parse::signal_name(sig)));
     ctx.finish(rec, false);
     code
 }
@@ -231,10 +218,7 @@ fn sleep_interruptible(signals: &OwnedFd, d: Duration) -> Option<i32> {
         if left == Some(Duration::ZERO) {
             return None;
         }
-        let mut fds = [sys::pollfd(
-            std::os::fd::AsRawFd::as_raw_fd(signals),
-            libc::POLLIN,
-        )];
+        let mut fds = [sys::pollfd(std::os::fd::AsRawFd::as_raw_fd(signals), libc::POLLIN)];
         let _ = sys::poll(&mut fds, left);
         if fds[0].revents != 0 {
             while let Some((sig, _)) = sys::read_signal(signals) {
@@ -287,10 +271,7 @@ fn take_lock(ctx: &mut Ctx, signals: &OwnedFd) -> Result<Lock, u8> {
         if cfg.replace {
             return replace(ctx, signals, holder);
         }
-        let orphan_deadline = holder
-            .as_ref()
-            .filter(|h| h.orphaned())
-            .and_then(Holder::deadline);
+        let orphan_deadline = holder.as_ref().filter(|h| h.orphaned()).and_then(Holder::deadline);
         if orphan_deadline.is_some_and(|d| d <= Instant::now()) {
             let h = holder.unwrap_or_default();
             terminate_holder(ctx, signals, &h, "its recorded deadline passed")?;
@@ -398,11 +379,7 @@ fn terminate_holder(
         if !lock::is_held(path) {
             return Ok(());
         }
-        let step = if killing {
-            Duration::from_millis(50)
-        } else {
-            Duration::from_millis(20)
-        };
+        let step = if killing { Duration::from_millis(50) } else { Duration::from_millis(20) };
         let until = kill_at
             .filter(|_| !killing)
             .map_or(step, |k| k.saturating_duration_since(now).min(step));
@@ -509,9 +486,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
 /// The pause before retry number `attempt` (1-based): the delay doubled
 /// each time, +-20% jitter, capped.
 fn backoff(cfg: &Config, attempt: u32) -> Duration {
-    let base = cfg
-        .retry_delay
-        .saturating_mul(1u32 << (attempt - 1).min(30));
+    let base = cfg.retry_delay.saturating_mul(1u32 << (attempt - 1).min(30));
     let capped = base.min(cfg.retry_max_delay);
     let jitter = 0.8 + 0.4 * random_below(Duration::from_secs(1)).as_secs_f64();
     capped.mul_f64(jitter).min(cfg.retry_max_delay)

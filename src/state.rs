@@ -64,10 +64,7 @@ impl JobState {
     /// Folds a finish record into the state.
     pub fn apply(&mut self, rec: &Record) {
         let Some(outcome) = rec.outcome else { return };
-        *self
-            .outcomes
-            .entry(outcome.as_str().to_string())
-            .or_default() += 1;
+        *self.outcomes.entry(outcome.as_str().to_string()).or_default() += 1;
         let now = unix_now();
         match outcome {
             Outcome::Skipped | Outcome::Cooldown => {
@@ -140,10 +137,7 @@ impl Store {
     /// state directory.  Returns the new state.
     pub fn update(&self, name: &str, change: impl FnOnce(&mut JobState)) -> io::Result<JobState> {
         if !self.dir.is_dir() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o755)
-                .create(&self.dir)?;
+            fs::DirBuilder::new().recursive(true).mode(0o755).create(&self.dir)?;
         }
         let guard = File::open(&self.dir)?;
         guard.lock()?;

@@ -63,10 +63,8 @@ fn running_slots(base: &Path) -> Vec<Running> {
             continue;
         }
         let h = Holder::read(&path);
-        let job_pid = h
-            .as_ref()
-            .and_then(|h| h.job.filter(crate::procs::ProcId::alive))
-            .map(|p| p.pid);
+        let job_pid =
+            h.as_ref().and_then(|h| h.job.filter(crate::procs::ProcId::alive)).map(|p| p.pid);
         out.push(Running {
             slot,
             pid: h.as_ref().and_then(Holder::shown_pid),
@@ -87,10 +85,7 @@ pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
     let store = Store::new(dirs.state_dir.clone());
     let names: BTreeSet<String> = match name {
         Some(n) => [n.to_string()].into(),
-        None => lock_names(&dirs.lock_dir)
-            .into_iter()
-            .chain(store.names())
-            .collect(),
+        None => lock_names(&dirs.lock_dir).into_iter().chain(store.names()).collect(),
     };
     names
         .into_iter()
@@ -104,17 +99,8 @@ pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
                 return None;
             }
             let running = running_slots(&base);
-            let state = if running.is_empty() {
-                "idle"
-            } else {
-                "running"
-            };
-            Some(JobStatus {
-                name: n,
-                state,
-                running,
-                last,
-            })
+            let state = if running.is_empty() { "idle" } else { "running" };
+            Some(JobStatus { name: n, state, running, last })
         })
         .collect()
 }
@@ -128,20 +114,15 @@ fn ago(unix: Option<f64>) -> String {
 
 pub fn table(jobs: &[JobStatus]) -> String {
     let mut rows = vec![
-        [
-            "NAME", "STATE", "PID", "SINCE", "LAST", "EXIT", "DURATION", "ENDED", "FAILS", "SKIPS",
-        ]
-        .map(String::from),
+        ["NAME", "STATE", "PID", "SINCE", "LAST", "EXIT", "DURATION", "ENDED", "FAILS", "SKIPS"]
+            .map(String::from),
     ];
     for j in jobs {
         let last = j.last.as_ref();
         let tail = [
-            last.and_then(|l| l.last_outcome)
-                .map_or("-".into(), |o| o.as_str().to_string()),
-            last.and_then(|l| l.last_exit)
-                .map_or("-".into(), |e| e.to_string()),
-            last.and_then(|l| l.last_duration_s)
-                .map_or("-".into(), |d| format!("{d:.2}s")),
+            last.and_then(|l| l.last_outcome).map_or("-".into(), |o| o.as_str().to_string()),
+            last.and_then(|l| l.last_exit).map_or("-".into(), |e| e.to_string()),
+            last.and_then(|l| l.last_duration_s).map_or("-".into(), |d| format!("{d:.2}s")),
             ago(last.and_then(|l| l.last_end_unix)),
             last.map_or("0".into(), |l| l.consecutive_failures.to_string()),
             last.map_or("0".into(), |l| l.consecutive_skips.to_string()),
@@ -152,16 +133,8 @@ pub fn table(jobs: &[JobStatus]) -> String {
             rows.push(row.try_into().unwrap_or_else(|_| unreachable!()));
         }
         for r in &j.running {
-            let name = if r.slot == 0 {
-                j.name.clone()
-            } else {
-                format!("{}@{}", j.name, r.slot)
-            };
-            let state = if r.orphaned {
-                "running (orphaned)"
-            } else {
-                "running"
-            };
+            let name = if r.slot == 0 { j.name.clone() } else { format!("{}@{}", j.name, r.slot) };
+            let state = if r.orphaned { "running (orphaned)" } else { "running" };
             let since = match (&r.since, r.age_s) {
                 (Some(s), Some(a)) => format!("{s} ({a:.0}s)"),
                 _ => "-".into(),
@@ -172,16 +145,12 @@ pub fn table(jobs: &[JobStatus]) -> String {
             rows.push(row.try_into().unwrap_or_else(|_| unreachable!()));
         }
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
+        let line: Vec<String> =
+            r.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     out

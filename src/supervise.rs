@@ -186,11 +186,7 @@ impl ChildSetup {
         // SAFETY: plain system calls on values prepared in the parent.
         unsafe {
             // std passes runonce's signal mask on; the job gets an empty one
-            libc::pthread_sigmask(
-                libc::SIG_SETMASK,
-                self.unblock.as_ptr(),
-                std::ptr::null_mut(),
-            );
+            libc::pthread_sigmask(libc::SIG_SETMASK, self.unblock.as_ptr(), std::ptr::null_mut());
             // the lock stays held while any process of the job lives
             libc::fcntl(self.lock_fd, libc::F_SETFD, 0);
             for &fd in &self.cgroup_fds {
@@ -386,15 +382,10 @@ impl Supervisor<'_> {
                 owners.push((i, true));
             }
         }
-        let mut next = [
-            self.deadline,
-            self.idle_deadline,
-            self.kill_at,
-            self.pipe_grace,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let mut next = [self.deadline, self.idle_deadline, self.kill_at, self.pipe_grace]
+            .into_iter()
+            .flatten()
+            .min();
         if self.main_status.is_some() {
             next = [self.kill_at, self.pipe_grace].into_iter().flatten().min();
         }

@@ -8,11 +8,7 @@ use std::time::Duration;
 
 /// Turns a -1 return into the errno as an `io::Error`.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 /// Nanoseconds on CLOCK_MONOTONIC: the same clock for every process of the
@@ -73,11 +69,7 @@ impl SigSet {
     pub fn block(&self) -> io::Result<()> {
         // SAFETY: valid set; a null old-set pointer is allowed.
         let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &self.0, std::ptr::null_mut()) };
-        if ret == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::from_raw_os_error(ret))
-        }
+        if ret == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(ret)) }
     }
 }
 
@@ -127,11 +119,7 @@ pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<u
 }
 
 pub fn pollfd(fd: RawFd, events: i16) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
+    libc::pollfd { fd, events, revents: 0 }
 }
 
 /// Makes runonce a child subreaper: descendants whose parent dies are
@@ -216,13 +204,10 @@ pub fn reap_any() -> io::Result<Option<Reaped>> {
                 }
                 return Err(e);
             }
-            // SAFETY: wait4 filled rusage for the reaped child.
             pid => {
-                return Ok(Some(Reaped {
-                    pid,
-                    status,
-                    rusage: unsafe { rusage.assume_init() },
-                }));
+                // SAFETY: wait4 filled rusage for the reaped child.
+                let rusage = unsafe { rusage.assume_init() };
+                return Ok(Some(Reaped { pid, status, rusage }));
             }
         }
     }
@@ -342,10 +327,7 @@ pub fn clock_ticks() -> u64 {
 
 /// Soft and hard limit of a resource.
 pub fn getrlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: fills the struct we own.
     unsafe { libc::getrlimit(resource, &mut rl) };
     (rl.rlim_cur, rl.rlim_max)

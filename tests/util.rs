@@ -25,12 +25,7 @@ impl Env {
         let lock_dir = dir.path().join("lock");
         let state_dir = dir.path().join("state");
         let log = dir.path().join("log.jsonl");
-        Env {
-            dir,
-            lock_dir,
-            state_dir,
-            log,
-        }
+        Env { dir, lock_dir, state_dir, log }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -46,8 +41,7 @@ impl Env {
             .arg(&self.state_dir)
             .arg("--log")
             .arg(format!("json:{}", self.log.display()));
-        c.env_remove("RUNONCE_LOCK_DIR")
-            .env_remove("RUNONCE_STATE_DIR");
+        c.env_remove("RUNONCE_LOCK_DIR").env_remove("RUNONCE_STATE_DIR");
         c.stdin(Stdio::null());
         c
     }
@@ -67,10 +61,7 @@ impl Env {
 
     /// Finish records of job `name`.
     pub fn finishes(&self, name: &str) -> Vec<serde_json::Value> {
-        self.records()
-            .into_iter()
-            .filter(|r| r["event"] == "finish" && r["name"] == name)
-            .collect()
+        self.records().into_iter().filter(|r| r["event"] == "finish" && r["name"] == name).collect()
     }
 }
 
