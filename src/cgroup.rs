@@ -1,14 +1,1014 @@
-//! The job's own cgroup, where runonce may create one (filled in by the
-//! containment work; until then runonce contains jobs by process group and
-//! subreaper only).
+//! The job's own cgroup, where runonce may create one (cli.md section 5):
+//! the whole tree is killed at once (`cgroup.kill` on v2, freeze then kill
+//! on v1), `--memory` and `--nproc` hold for the tree, and the record gets
+//! the tree's peak memory and OOM kills.  Without a cgroup, the process
+//! group, the subreaper and the per-process rlimits contain the job alone.
+//!
+//! Placement.  cgroup v2 forbids a non-root cgroup that holds processes to
+//! give controllers to its children ("no internal processes").  As root,
+//! runonce runs in cron's cgroup, which holds cron itself, so a job nested
+//! there could never get a memory limit: the job goes under
+//! `<v2 mount>/runonce/`, a parent that never holds a process, with the
+//! memory and pids controllers enabled from the mount's root down.  The
+//! price: limits of cron's own unit no longer cover the job.  Without root,
+//! the only place is runonce's own cgroup, if it was delegated (writable):
+//! membership and `cgroup.kill` work there, controllers do not (runonce
+//! itself lives in that cgroup).  cgroup v1 has no such rule, so there the
+//! job's cgroup nests in runonce's own cgroup of each hierarchy and every
+//! limit already set around runonce (a unit, a container) still applies.
+//!
+//! A hybrid host (v2 without controllers beside v1 controllers) uses both:
+//! the v2 cgroup holds the tree and kills it, v1 memory and pids limit it.
+//! `contain` in the record names what holds the tree (`cgroup2`,
+//! `cgroup1`); `cgroup_peak_bytes` is there when a memory controller
+//! counted the tree, that is, when `--memory` held for the whole tree.
+//!
+//! Each run's cgroup is `runonce-NAME@PID` (PID of runonce), so concurrent
+//! runs never collide; its directories are kept in the lock file, so the
+//! next runonce can kill and remove what a SIGKILLed runonce left behind.
 
-use std::os::fd::RawFd;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
-pub struct Cgroup;
+use crate::procs::{self, ProcId};
+use crate::sys;
+
+/// The v2 parent of every job's cgroup when runonce runs as root.
+const PARENT_V2: &str = "runonce";
+/// How long a removal retries while the kernel still counts the cgroup
+/// as busy (a process between exit and release).
+const REMOVE_PATIENCE: Duration = Duration::from_secs(1);
+/// How long a freeze may take before the kill goes ahead anyway.
+const FREEZE_PATIENCE: Duration = Duration::from_millis(100);
+
+/// The name of a run's cgroup in every hierarchy.
+pub fn leaf_name(job: &str, runonce_pid: i32) -> String {
+    format!("runonce-{job}@{runonce_pid}")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    V2,
+    Memory,
+    Pids,
+    Freezer,
+}
+
+impl Kind {
+    /// The controller that names this v1 hierarchy in /proc/self/cgroup.
+    fn controller(self) -> &'static str {
+        match self {
+            Kind::V2 => "",
+            Kind::Memory => "memory",
+            Kind::Pids => "pids",
+            Kind::Freezer => "freezer",
+        }
+    }
+}
+
+/// A mounted hierarchy and runonce's own cgroup in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mount: PathBuf,
+    /// runonce's cgroup, relative to the mount.
+    pub own: PathBuf,
+}
+
+impl Hierarchy {
+    fn own_dir(&self) -> PathBuf {
+        self.mount.join(&self.own)
+    }
+}
+
+/// The cgroup filesystems runonce can use.  Tests point them at a temp
+/// dir and replace mkdir/rmdir with ones that behave like the kernel's.
+#[derive(Clone, Debug)]
+pub struct Fs {
+    pub v2: Option<Hierarchy>,
+    pub memory: Option<Hierarchy>,
+    pub pids: Option<Hierarchy>,
+    pub freezer: Option<Hierarchy>,
+    /// runonce runs as root: it may create its own parent at the v2 root.
+    pub root: bool,
+    mkdir: fn(&Path) -> io::Result<()>,
+    rmdir: fn(&Path) -> io::Result<()>,
+}
+
+impl Fs {
+    /// This machine's cgroup mounts and runonce's place in them.
+    pub fn discover() -> Fs {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        Fs::parse(&mountinfo, &own, sys::geteuid() == 0)
+    }
+
+    /// Reads the layout from /proc/self/mountinfo and /proc/self/cgroup.
+    pub fn parse(mountinfo: &str, own: &str, root: bool) -> Fs {
+        let mut fs = Fs {
+            v2: None,
+            memory: None,
+            pids: None,
+            freezer: None,
+            root,
+            mkdir: |p| fs::create_dir(p),
+            rmdir: |p| fs::remove_dir(p),
+        };
+        let mounts: Vec<Mount> = mountinfo.lines().filter_map(Mount::parse).collect();
+        for kind in [Kind::V2, Kind::Memory, Kind::Pids, Kind::Freezer] {
+            let Some(path) = own_path(own, kind) else { continue };
+            let found = mounts.iter().filter(|m| m.serves(kind)).find_map(|m| {
+                let rel = Path::new(&path).strip_prefix(&m.root).ok()?;
+                Some(Hierarchy { mount: m.point.clone(), own: rel.to_path_buf() })
+            });
+            *fs.slot(kind) = found;
+        }
+        fs
+    }
+
+    fn slot(&mut self, kind: Kind) -> &mut Option<Hierarchy> {
+        match kind {
+            Kind::V2 => &mut self.v2,
+            Kind::Memory => &mut self.memory,
+            Kind::Pids => &mut self.pids,
+            Kind::Freezer => &mut self.freezer,
+        }
+    }
+
+    fn hierarchy(&self, kind: Kind) -> Option<&Hierarchy> {
+        match kind {
+            Kind::V2 => self.v2.as_ref(),
+            Kind::Memory => self.memory.as_ref(),
+            Kind::Pids => self.pids.as_ref(),
+            Kind::Freezer => self.freezer.as_ref(),
+        }
+    }
+
+    /// The hierarchy a directory belongs to, if it lies under one of ours.
+    fn kind_of(&self, dir: &Path) -> Option<Kind> {
+        [Kind::V2, Kind::Memory, Kind::Pids, Kind::Freezer]
+            .into_iter()
+            .find(|&k| self.hierarchy(k).is_some_and(|h| dir.starts_with(&h.mount)))
+    }
+}
+
+/// One line of /proc/self/mountinfo that mounts a cgroup hierarchy.
+struct Mount {
+    /// The cgroup the mount shows at its top (not "/" in some containers).
+    root: PathBuf,
+    point: PathBuf,
+    v2: bool,
+    controllers: Vec<String>,
+}
+
+impl Mount {
+    fn parse(line: &str) -> Option<Mount> {
+        let (left, right) = line.split_once(" - ")?;
+        let left: Vec<&str> = left.split(' ').collect();
+        let mut right = right.split(' ');
+        let fstype = right.next()?;
+        let options = right.nth(1).unwrap_or("");
+        let (root, point) = (unescape(left.get(3)?), unescape(left.get(4)?));
+        match fstype {
+            "cgroup2" => Some(Mount { root, point, v2: true, controllers: Vec::new() }),
+            "cgroup" => Some(Mount {
+                root,
+                point,
+                v2: false,
+                controllers: options.split(',').map(str::to_string).collect(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn serves(&self, kind: Kind) -> bool {
+        match kind {
+            Kind::V2 => self.v2,
+            _ => !self.v2 && self.controllers.iter().any(|c| c == kind.controller()),
+        }
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape(field: &str) -> PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal =
+            b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(u8::is_ascii_digit));
+        match octal.and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok()) {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
+}
+
+/// runonce's cgroup in one hierarchy, from /proc/self/cgroup.
+fn own_path(own: &str, kind: Kind) -> Option<String> {
+    own.lines().find_map(|line| {
+        let mut it = line.splitn(3, ':');
+        let (id, controllers, path) = (it.next()?, it.next()?, it.next()?);
+        let matches = match kind {
+            Kind::V2 => id == "0" && controllers.is_empty(),
+            _ => controllers.split(',').any(|c| c == kind.controller()),
+        };
+        matches.then(|| path.to_string())
+    })
+}
+
+/// What a run asks of its cgroup.
+#[derive(Clone, Copy, Debug)]
+pub struct Want<'a> {
+    pub job: &'a str,
+    pub runonce_pid: i32,
+    pub memory: Option<u64>,
+    pub nproc: Option<u64>,
+}
+
+/// The outcome of trying to give the job a cgroup.
+pub enum Made {
+    Cgroup(Cgroup),
+    /// No hierarchy runonce may write to: the process group contains the
+    /// job, as expected without root or delegation.
+    Unavailable,
+    /// Something broke half-way; nothing was left behind.
+    Failed(String),
+}
+
+fn failed(path: &Path, e: &io::Error) -> String {
+    format!("cgroup {}: {e}", path.display())
+}
+
+/// No permission, no such place, read-only: the hierarchy is not ours.
+fn denied(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOENT | libc::ENOTDIR)
+    )
+}
+
+/// One directory of the job's cgroup.
+#[derive(Clone, Debug)]
+struct Dir {
+    kind: Kind,
+    path: PathBuf,
+    /// The memory controller counts (and may limit) the tree here.
+    memory: bool,
+    /// pids.max holds `--nproc` here.
+    pids: bool,
+}
+
+/// The tree's memory, as the memory controller counted it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub peak_bytes: Option<u64>,
+    pub oom_kills: Option<u64>,
+}
+
+/// The job's cgroup: a directory in each hierarchy used, and the open
+/// `cgroup.procs` files the child writes itself into before exec.
+pub struct Cgroup {
+    fs: Box<Fs>,
+    dirs: Vec<Dir>,
+    procs: Vec<OwnedFd>,
+}
+
+/// Creates the run's cgroup.  Half-made cgroups are removed before a
+/// failure is returned.
+pub fn create(fs: &Fs, want: &Want) -> Made {
+    let mut cg = Cgroup { fs: Box::new(fs.clone()), dirs: Vec::new(), procs: Vec::new() };
+    match cg.build(want) {
+        Ok(()) if cg.dirs.is_empty() => Made::Unavailable,
+        Ok(()) => Made::Cgroup(cg),
+        Err(why) => {
+            let _ = cg.remove();
+            Made::Failed(why)
+        }
+    }
+}
 
 impl Cgroup {
-    pub fn join_fds(&self) -> Vec<RawFd> {
-        Vec::new()
+    fn build(&mut self, want: &Want) -> Result<(), String> {
+        let leaf = leaf_name(want.job, want.runonce_pid);
+        let fs = self.fs.clone();
+        if let Some(h) = &fs.v2 {
+            self.make_v2(h, &leaf, want)?;
+        }
+        let v2 = self.dirs.iter().find(|d| d.kind == Kind::V2).cloned();
+        if let Some(h) = &fs.memory
+            && !v2.as_ref().is_some_and(|d| d.memory)
+        {
+            self.make_v1(Kind::Memory, h, &leaf, want)?;
+        }
+        if let (Some(h), Some(_)) = (&fs.pids, want.nproc)
+            && !v2.as_ref().is_some_and(|d| d.pids)
+        {
+            self.make_v1(Kind::Pids, h, &leaf, want)?;
+        }
+        if let (Some(h), None) = (&fs.freezer, &v2) {
+            self.make_v1(Kind::Freezer, h, &leaf, want)?;
+        }
+        Ok(())
     }
-    pub fn kill(&self) {}
+
+    /// The v2 directory: membership, `cgroup.kill`, and whatever
+    /// controllers its parent can hand down.
+    fn make_v2(&mut self, h: &Hierarchy, leaf: &str, want: &Want) -> Result<(), String> {
+        let wanted: &[&str] = if want.nproc.is_some() { &["memory", "pids"] } else { &["memory"] };
+        let parent = if self.fs.root {
+            enable(&h.mount, wanted);
+            let parent = h.mount.join(PARENT_V2);
+            match (self.fs.mkdir)(&parent) {
+                Err(e) if denied(&e) => return Ok(()),
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                    return Err(failed(&parent, &e));
+                }
+                _ => {}
+            }
+            parent
+        } else {
+            h.own_dir()
+        };
+        enable(&parent, wanted);
+        let Some(dir) = self.make_leaf(Kind::V2, &parent.join(leaf))? else {
+            return Ok(());
+        };
+        let controllers = words(&dir.join("cgroup.controllers"));
+        let has = |c: &str| controllers.iter().any(|w| w == c);
+        if has("memory") {
+            self.mark(|d| d.memory = true);
+            if let Some(bytes) = want.memory {
+                write(&dir.join("memory.max"), &bytes.to_string())?;
+                // --memory caps what the job holds, swapped out or not
+                if dir.join("memory.swap.max").exists() {
+                    write(&dir.join("memory.swap.max"), "0")?;
+                }
+            }
+        }
+        if let (true, Some(n)) = (has("pids"), want.nproc) {
+            write(&dir.join("pids.max"), &n.to_string())?;
+            self.mark(|d| d.pids = true);
+        }
+        Ok(())
+    }
+
+    /// A v1 directory, nested in runonce's own cgroup of that hierarchy.
+    fn make_v1(
+        &mut self,
+        kind: Kind,
+        h: &Hierarchy,
+        leaf: &str,
+        want: &Want,
+    ) -> Result<(), String> {
+        let Some(dir) = self.make_leaf(kind, &h.own_dir().join(leaf))? else {
+            return Ok(());
+        };
+        match (kind, want.memory, want.nproc) {
+            (Kind::Memory, bytes, _) => {
+                self.mark(|d| d.memory = true);
+                if let Some(bytes) = bytes {
+                    write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
+                    // memory+swap, where swap accounting is on: the same cap
+                    let memsw = dir.join("memory.memsw.limit_in_bytes");
+                    if memsw.exists() {
+                        write(&memsw, &bytes.to_string())?;
+                    }
+                }
+            }
+            (Kind::Pids, _, Some(n)) => {
+                write(&dir.join("pids.max"), &n.to_string())?;
+                self.mark(|d| d.pids = true);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Makes the run's directory in one hierarchy and opens its
+    /// cgroup.procs; None if the hierarchy is not runonce's to use.  One
+    /// that exists already was left by an earlier runonce with the same
+    /// PID: reused only if it is empty.
+    fn make_leaf(&mut self, kind: Kind, path: &Path) -> Result<Option<PathBuf>, String> {
+        match (self.fs.mkdir)(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                (self.fs.rmdir)(path)
+                    .and_then(|()| (self.fs.mkdir)(path))
+                    .map_err(|e| failed(path, &e))?;
+            }
+            Err(e) if denied(&e) => return Ok(None),
+            Err(e) => return Err(failed(path, &e)),
+        }
+        // registered at once, so that a later failure removes it
+        self.dirs.push(Dir { kind, path: path.to_path_buf(), memory: false, pids: false });
+        let procs = path.join("cgroup.procs");
+        let file = OpenOptions::new().write(true).open(&procs).map_err(|e| failed(&procs, &e))?;
+        self.procs.push(file.into());
+        Ok(Some(path.to_path_buf()))
+    }
+
+    /// Sets a flag on the directory made last.
+    fn mark(&mut self, set: impl FnOnce(&mut Dir)) {
+        if let Some(d) = self.dirs.last_mut() {
+            set(d);
+        }
+    }
+
+    /// `cgroup2` or `cgroup1`: which hierarchy holds the tree.
+    pub fn contain(&self) -> &'static str {
+        if self.dirs.iter().any(|d| d.kind == Kind::V2) { "cgroup2" } else { "cgroup1" }
+    }
+
+    /// The pids controller holds `--nproc` for the tree.
+    pub fn limits_pids(&self) -> bool {
+        self.dirs.iter().any(|d| d.pids)
+    }
+
+    /// Every directory, for the lock file.
+    pub fn paths(&self) -> Vec<String> {
+        self.dirs.iter().map(|d| d.path.to_string_lossy().into_owned()).collect()
+    }
+
+    /// The `cgroup.procs` files the child writes "0" into before exec.
+    pub fn join_fds(&self) -> Vec<RawFd> {
+        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+    }
+
+    /// The process joined every hierarchy of the cgroup.  Unknowable (so
+    /// true) once it has exited: v1 then shows a zombie at the root.
+    pub fn holds(&self, pid: i32) -> bool {
+        if procs::stat(pid).is_none_or(|s| s.is_zombie()) {
+            return true;
+        }
+        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            return true;
+        };
+        self.dirs.iter().all(|d| {
+            let leaf = d.path.file_name().unwrap_or_default().to_string_lossy();
+            own_path(&text, d.kind).is_some_and(|p| p.ends_with(&format!("/{leaf}")))
+        })
+    }
+
+    /// SIGKILL to every process of the tree at once: `cgroup.kill`, or
+    /// freeze, kill each member, thaw (kernels before 5.14, v1 freezer).
+    /// Without either, each member in turn, and false: a member may fork
+    /// meanwhile, so the caller must look again.
+    pub fn kill(&self) -> bool {
+        if let Some(d) = self.dir(Kind::V2) {
+            if write(&d.join("cgroup.kill"), "1").is_err() {
+                let frozen = |d: &Path| keyed(&read(&d.join("cgroup.events")), "frozen") == Some(1);
+                self.frozen_kill(d, "cgroup.freeze", ("1", "0"), frozen);
+            }
+            true
+        } else if let Some(d) = self.dir(Kind::Freezer) {
+            let frozen = |d: &Path| read(&d.join("freezer.state")).trim() == "FROZEN";
+            self.frozen_kill(d, "freezer.state", ("FROZEN", "THAWED"), frozen);
+            true
+        } else {
+            self.signal_members(libc::SIGKILL);
+            false
+        }
+    }
+
+    /// A process (not a zombie, on v2) is still in the cgroup.
+    pub fn populated(&self) -> bool {
+        self.dirs.iter().any(|d| !pids_in(&d.path).is_empty())
+    }
+
+    fn frozen_kill(
+        &self,
+        dir: &Path,
+        file: &str,
+        (freeze, thaw): (&str, &str),
+        frozen: impl Fn(&Path) -> bool,
+    ) {
+        let control = dir.join(file);
+        let _ = write(&control, freeze);
+        let until = Instant::now() + FREEZE_PATIENCE;
+        while !frozen(dir) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.signal_members(libc::SIGKILL);
+        let _ = write(&control, thaw);
+    }
+
+    fn signal_members(&self, sig: i32) {
+        for p in self.members() {
+            p.signal(sig);
+        }
+    }
+
+    /// The live processes in the cgroup, in any of its hierarchies.
+    pub fn members(&self) -> Vec<ProcId> {
+        let mut found: Vec<ProcId> = Vec::new();
+        for d in &self.dirs {
+            for pid in pids_in(&d.path) {
+                if let Some(id) = ProcId::of(pid).filter(|id| !found.contains(id)) {
+                    found.push(id);
+                }
+            }
+        }
+        found
+    }
+
+    fn dir(&self, kind: Kind) -> Option<&Path> {
+        self.dirs.iter().find(|d| d.kind == kind).map(|d| d.path.as_path())
+    }
+
+    /// Peak memory and OOM kills of the tree, where a memory controller
+    /// counted them.
+    pub fn usage(&self) -> Usage {
+        let Some(d) = self.dirs.iter().find(|d| d.memory) else {
+            return Usage::default();
+        };
+        let (peak, events) = match d.kind {
+            Kind::V2 => ("memory.peak", "memory.events"),
+            _ => ("memory.max_usage_in_bytes", "memory.oom_control"),
+        };
+        Usage {
+            peak_bytes: read(&d.path.join(peak)).trim().parse().ok(),
+            oom_kills: keyed(&read(&d.path.join(events)), "oom_kill"),
+        }
+    }
+
+    /// Moves whatever still lives in the cgroup back to runonce's own
+    /// cgroups (`--keep-orphans`: the kept processes go free).
+    pub fn release(&self) {
+        let until = Instant::now() + REMOVE_PATIENCE;
+        for d in &self.dirs {
+            let Some(home) = self.fs.hierarchy(d.kind).map(|h| h.own_dir().join("cgroup.procs"))
+            else {
+                continue;
+            };
+            // a member may fork while it is moved: again until none is left
+            loop {
+                let pids = pids_in(&d.path);
+                if pids.is_empty() || Instant::now() >= until {
+                    break;
+                }
+                for pid in pids {
+                    let _ = write(&home, &pid.to_string());
+                }
+            }
+        }
+    }
+
+    /// Removes every directory; the kernel refuses while a process is
+    /// still in one, so this only ever removes empty cgroups.
+    pub fn remove(mut self) -> Result<(), String> {
+        let mut errors = Vec::new();
+        self.procs.clear();
+        while let Some(d) = self.dirs.pop() {
+            if let Err(e) = self.remove_dir(&d.path) {
+                errors.push(format!("cannot remove cgroup {}: {e}", d.path.display()));
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let until = Instant::now() + REMOVE_PATIENCE;
+        loop {
+            match (self.fs.rmdir)(path) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The cgroup of an earlier run, from its lock file: only directories
+    /// named as runonce names that run's cgroup, under a cgroup mount.
+    pub fn of_holder(fs: &Fs, dirs: &[String], job: &str, runonce_pid: i32) -> Option<Cgroup> {
+        let leaf = leaf_name(job, runonce_pid);
+        let dirs: Vec<Dir> = dirs
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| {
+                p.is_absolute()
+                    && p.components()
+                        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+                    && p.file_name().is_some_and(|n| n == leaf.as_str())
+            })
+            .filter_map(|path| {
+                let kind = fs.kind_of(&path)?;
+                Some(Dir { kind, path, memory: kind == Kind::Memory, pids: false })
+            })
+            .collect();
+        (!dirs.is_empty()).then(|| Cgroup { fs: Box::new(fs.clone()), dirs, procs: Vec::new() })
+    }
+
+    /// Waits until no process is left in the cgroup; false after `limit`.
+    pub fn wait_empty(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        loop {
+            if self.dirs.iter().all(|d| pids_in(&d.path).is_empty()) {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Enables controllers for a cgroup's children where it has them and they
+/// are off.  Failure is no error: the job then goes without them.
+fn enable(dir: &Path, wanted: &[&str]) {
+    let have = words(&dir.join("cgroup.controllers"));
+    let on = words(&dir.join("cgroup.subtree_control"));
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|&&c| have.iter().any(|h| h == c) && !on.iter().any(|o| o == c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if !missing.is_empty() {
+        let _ = write(&dir.join("cgroup.subtree_control"), &missing.join(" "));
+    }
+}
+
+/// Writes a control file that must exist (no create: a missing file is
+/// an error, never a stray regular file).
+fn write(path: &Path, value: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut f =
+        OpenOptions::new().write(true).truncate(true).open(path).map_err(|e| failed(path, &e))?;
+    f.write_all(value.as_bytes()).map_err(|e| failed(path, &e))
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+fn words(path: &Path) -> Vec<String> {
+    read(path).split_whitespace().map(str::to_string).collect()
+}
+
+/// The value of `key N` in a flat keyed file (memory.events, oom_control).
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn pids_in(dir: &Path) -> Vec<i32> {
+    read(&dir.join("cgroup.procs")).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake cgroup filesystem in a temp dir: mkdir fills a new directory
+    /// with the control files the kernel would show, by the hierarchy named
+    /// in the mount's `.kind` file; rmdir refuses a cgroup with members.
+    fn fake(dir: &Path, v2: bool, v1: &[&str], root: bool) -> Fs {
+        let mut fs = Fs {
+            v2: None,
+            memory: None,
+            pids: None,
+            freezer: None,
+            root,
+            mkdir: fake_mkdir,
+            rmdir: fake_rmdir,
+        };
+        let mut mount = |name: &str, kind: Kind| {
+            let m = dir.join(name);
+            fs::create_dir_all(m.join("cron")).unwrap();
+            fs::write(m.join(".kind"), name).unwrap();
+            populate(&m, name, &[]);
+            populate(&m.join("cron"), name, &[]);
+            *fs.slot(kind) = Some(Hierarchy { mount: m, own: "cron".into() });
+        };
+        if v2 {
+            mount("unified", Kind::V2);
+        }
+        for &c in v1 {
+            let kind = match c {
+                "memory" => Kind::Memory,
+                "pids" => Kind::Pids,
+                _ => Kind::Freezer,
+            };
+            mount(c, kind);
+        }
+        fs
+    }
+
+    fn kind_of(path: &Path) -> String {
+        path.ancestors().find_map(|a| fs::read_to_string(a.join(".kind")).ok()).unwrap()
+    }
+
+    fn populate(dir: &Path, kind: &str, controllers: &[String]) {
+        let mut files = vec!["cgroup.procs"];
+        match kind {
+            "unified" => {
+                files.extend(["cgroup.kill", "cgroup.freeze", "cgroup.subtree_control"]);
+                let list = controllers.join(" ");
+                fs::write(dir.join("cgroup.controllers"), list).unwrap();
+                fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 0\n").unwrap();
+                if controllers.iter().any(|c| c == "memory") {
+                    files.extend(["memory.max", "memory.swap.max"]);
+                    fs::write(dir.join("memory.peak"), "12345\n").unwrap();
+                    fs::write(dir.join("memory.events"), "low 0\noom 2\noom_kill 1\n").unwrap();
+                }
+                if controllers.iter().any(|c| c == "pids") {
+                    files.push("pids.max");
+                }
+            }
+            "memory" => {
+                files.extend(["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]);
+                fs::write(dir.join("memory.max_usage_in_bytes"), "777\n").unwrap();
+                let oom = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
+                fs::write(dir.join("memory.oom_control"), oom).unwrap();
+            }
+            "pids" => files.push("pids.max"),
+            _ => fs::write(dir.join("freezer.state"), "THAWED\n").unwrap(),
+        }
+        for f in files {
+            fs::write(dir.join(f), "").unwrap();
+        }
+    }
+
+    fn fake_mkdir(path: &Path) -> io::Result<()> {
+        fs::create_dir(path)?;
+        let kind = kind_of(path);
+        // a v2 child gets what its parent's subtree_control enables
+        let parent = path.parent().unwrap();
+        let handed: Vec<String> = read(&parent.join("cgroup.subtree_control"))
+            .split_whitespace()
+            .map(|w| w.trim_start_matches('+').to_string())
+            .collect();
+        populate(path, &kind, &handed);
+        Ok(())
+    }
+
+    fn fake_rmdir(path: &Path) -> io::Result<()> {
+        if !path.exists() {
+            return Err(io::ErrorKind::NotFound.into());
+        }
+        if !read(&path.join("cgroup.procs")).trim().is_empty() {
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
+        fs::remove_dir_all(path)
+    }
+
+    fn want(memory: Option<u64>, nproc: Option<u64>) -> Want<'static> {
+        Want { job: "backup", runonce_pid: 4242, memory, nproc }
+    }
+
+    fn made(fs: &Fs, w: &Want) -> Cgroup {
+        match create(fs, w) {
+            Made::Cgroup(c) => c,
+            Made::Unavailable => panic!("unavailable"),
+            Made::Failed(why) => panic!("failed: {why}"),
+        }
+    }
+
+    /// The pure v2 layout of Debian 12 and Ubuntu 22.04+: runonce (root)
+    /// under `runonce/`, memory and pids enabled down to the job.
+    #[test]
+    fn pure_v2_as_root() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &[], true);
+        let top = t.path().join("unified");
+        fs::write(top.join("cgroup.controllers"), "cpu io memory pids").unwrap();
+        let cg = made(&fs, &want(Some(150 << 20), Some(64)));
+        let leaf = top.join("runonce/runonce-backup@4242");
+        assert_eq!(read(&top.join("cgroup.subtree_control")), "+memory +pids");
+        assert_eq!(read(&top.join("runonce/cgroup.subtree_control")), "+memory +pids");
+        assert_eq!(read(&leaf.join("memory.max")), (150u64 << 20).to_string());
+        assert_eq!(read(&leaf.join("memory.swap.max")), "0");
+        assert_eq!(read(&leaf.join("pids.max")), "64");
+        assert_eq!(cg.contain(), "cgroup2");
+        assert!(cg.limits_pids());
+        assert_eq!(cg.paths(), [leaf.to_string_lossy()]);
+        // the child's "0" goes into the leaf's cgroup.procs
+        let fds = cg.join_fds();
+        assert_eq!(fds.len(), 1);
+        sys::write_all_fd(fds[0], b"0").unwrap();
+        assert_eq!(read(&leaf.join("cgroup.procs")), "0");
+        fs::write(leaf.join("cgroup.procs"), "").unwrap();
+        assert!(cg.kill(), "atomic");
+        assert_eq!(read(&leaf.join("cgroup.kill")), "1");
+        assert_eq!(cg.usage(), Usage { peak_bytes: Some(12345), oom_kills: Some(1) });
+        cg.remove().unwrap();
+        assert!(!leaf.exists());
+        assert!(top.join("runonce").exists(), "the shared parent stays");
+    }
+
+    /// Controllers already on are not written again; without --nproc the
+    /// pids controller is not asked for.
+    #[test]
+    fn enables_only_what_is_missing() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &[], true);
+        let top = t.path().join("unified");
+        fs::write(top.join("cgroup.controllers"), "memory pids").unwrap();
+        fs::write(top.join("cgroup.subtree_control"), "memory pids").unwrap();
+        let cg = made(&fs, &want(None, None));
+        assert_eq!(read(&top.join("cgroup.subtree_control")), "memory pids");
+        assert_eq!(read(&top.join("runonce/cgroup.subtree_control")), "+memory");
+        let leaf = top.join("runonce/runonce-backup@4242");
+        assert_eq!(read(&leaf.join("memory.max")), "", "no --memory, no limit");
+        assert!(!cg.limits_pids());
+        assert_eq!(cg.usage().peak_bytes, Some(12345), "peak is recorded anyway");
+        cg.remove().unwrap();
+    }
+
+    /// This machine's layout: v2 without controllers for the tree and its
+    /// kill, v1 memory and pids for the limits, nested in runonce's own.
+    #[test]
+    fn hybrid() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &["memory", "pids", "freezer"], true);
+        let cg = made(&fs, &want(Some(1 << 30), Some(100)));
+        let leaf = "runonce-backup@4242";
+        let v2 = t.path().join("unified/runonce").join(leaf);
+        let mem = t.path().join("memory/cron").join(leaf);
+        let pids = t.path().join("pids/cron").join(leaf);
+        assert_eq!(read(&mem.join("memory.limit_in_bytes")), (1u64 << 30).to_string());
+        assert_eq!(read(&mem.join("memory.memsw.limit_in_bytes")), (1u64 << 30).to_string());
+        assert_eq!(read(&pids.join("pids.max")), "100");
+        assert!(!t.path().join("freezer/cron").join(leaf).exists(), "v2 kills: no freezer");
+        assert_eq!(cg.paths().len(), 3);
+        assert_eq!(cg.join_fds().len(), 3);
+        assert_eq!(cg.contain(), "cgroup2");
+        assert_eq!(cg.usage(), Usage { peak_bytes: Some(777), oom_kills: Some(3) });
+        cg.kill();
+        assert_eq!(read(&v2.join("cgroup.kill")), "1");
+        cg.remove().unwrap();
+        assert!(!v2.exists() && !mem.exists() && !pids.exists());
+    }
+
+    /// Only v1: the freezer holds the tree still for the kill.
+    #[test]
+    fn v1_only_freezes_to_kill() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), false, &["memory", "freezer"], true);
+        let cg = made(&fs, &want(Some(1 << 20), None));
+        assert_eq!(cg.contain(), "cgroup1");
+        let freezer = t.path().join("freezer/cron/runonce-backup@4242");
+        assert!(cg.kill(), "atomic");
+        // the fake never reports FROZEN; the kill goes ahead and thaws
+        assert_eq!(read(&freezer.join("freezer.state")), "THAWED");
+        cg.remove().unwrap();
+        assert!(!freezer.exists());
+    }
+
+    /// Not root and not delegated: nothing is made, silently.
+    #[test]
+    fn not_ours_is_unavailable() {
+        let t = tempfile::tempdir().unwrap();
+        let mut fs = fake(t.path(), true, &["memory"], false);
+        fs.mkdir = |_| Err(io::Error::from_raw_os_error(libc::EACCES));
+        assert!(matches!(create(&fs, &want(Some(1 << 20), None)), Made::Unavailable));
+        assert!(matches!(create(&Fs::parse("", "", true), &want(None, None)), Made::Unavailable));
+    }
+
+    /// Delegated v2 without root: the job nests in runonce's own cgroup.
+    #[test]
+    fn delegated_v2_nests_in_own_cgroup() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &[], false);
+        let cg = made(&fs, &want(Some(1 << 20), None));
+        assert_eq!(
+            cg.paths(),
+            [t.path().join("unified/cron/runonce-backup@4242").to_string_lossy()]
+        );
+        assert!(!t.path().join("unified/runonce").exists());
+        assert_eq!(cg.usage(), Usage::default(), "no memory controller there");
+        cg.remove().unwrap();
+    }
+
+    /// A write failing half-way: a failure, and nothing left behind.
+    #[test]
+    fn half_way_failure_leaves_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &["memory"], true);
+        // the kernel refuses the limit: here, the file is a directory
+        let mem = t.path().join("memory/cron");
+        let sabotage = |p: &Path| -> io::Result<()> {
+            fake_mkdir(p)?;
+            if kind_of(p) == "memory" {
+                let f = p.join("memory.limit_in_bytes");
+                fs::remove_file(&f)?;
+                fs::create_dir(&f)?;
+            }
+            Ok(())
+        };
+        let mut broken = fs.clone();
+        broken.mkdir = sabotage;
+        broken.rmdir = |p| fs::remove_dir_all(p);
+        match create(&broken, &want(Some(1 << 20), None)) {
+            Made::Failed(why) => assert!(why.contains("memory.limit_in_bytes"), "{why}"),
+            _ => panic!("expected a failure"),
+        }
+        assert!(!mem.join("runonce-backup@4242").exists());
+        assert!(!t.path().join("unified/runonce/runonce-backup@4242").exists());
+    }
+
+    /// A leftover with our name (PID reuse after a SIGKILL) is reused when
+    /// empty and refused when it has members.
+    #[test]
+    fn leftover_with_same_name() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &[], true);
+        let leaf = t.path().join("unified/runonce/runonce-backup@4242");
+        fs::create_dir_all(t.path().join("unified/runonce")).unwrap();
+        fake_mkdir(&leaf).unwrap();
+        made(&fs, &want(None, None)).remove().unwrap();
+        fake_mkdir(&leaf).unwrap();
+        fs::write(leaf.join("cgroup.procs"), "1\n").unwrap();
+        assert!(matches!(create(&fs, &want(None, None)), Made::Failed(_)));
+        assert!(leaf.exists(), "a cgroup in use is never removed");
+    }
+
+    /// Removal waits for the last member, and gives up on one that stays.
+    #[test]
+    fn remove_refuses_a_cgroup_in_use() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &[], true);
+        let cg = made(&fs, &want(None, None));
+        let leaf = PathBuf::from(&cg.paths()[0]);
+        fs::write(leaf.join("cgroup.procs"), "1\n").unwrap();
+        assert!(cg.remove().unwrap_err().contains("cannot remove cgroup"));
+        assert!(leaf.exists());
+    }
+
+    #[test]
+    fn holder_dirs_are_checked() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &["memory"], true);
+        let good = t.path().join("unified/runonce/runonce-backup@7");
+        let dirs = vec![
+            good.to_string_lossy().into_owned(),
+            t.path().join("unified").to_string_lossy().into_owned(),
+            t.path().join("unified/runonce/runonce-other@7").to_string_lossy().into_owned(),
+            t.path().join("unified/x/../runonce-backup@7").to_string_lossy().into_owned(),
+            "/etc/runonce-backup@7".into(),
+            "runonce-backup@7".into(),
+        ];
+        let cg = Cgroup::of_holder(&fs, &dirs, "backup", 7).unwrap();
+        assert_eq!(cg.paths(), [good.to_string_lossy()]);
+        assert!(Cgroup::of_holder(&fs, &dirs[1..], "backup", 7).is_none());
+    }
+
+    #[test]
+    fn parses_layouts() {
+        let hybrid_info = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        let hybrid_own = "8:pids:/\n6:freezer:/\n4:memory:/process_api/abc\n0::/\n";
+        let fs = Fs::parse(hybrid_info, hybrid_own, true);
+        let v2 = fs.v2.as_ref().unwrap();
+        assert_eq!(
+            (v2.mount.as_path(), v2.own.as_path()),
+            (Path::new("/sys/fs/cgroup/unified"), Path::new(""))
+        );
+        assert_eq!(
+            fs.memory.as_ref().unwrap().own_dir(),
+            Path::new("/sys/fs/cgroup/memory/process_api/abc")
+        );
+        assert_eq!(fs.pids.as_ref().unwrap().own_dir(), Path::new("/sys/fs/cgroup/pids/"));
+
+        let pure =
+            "30 24 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        let fs = Fs::parse(pure, "0::/system.slice/cron.service\n", true);
+        assert_eq!(fs.v2.unwrap().own, Path::new("system.slice/cron.service"));
+        assert!(fs.memory.is_none());
+
+        // a container seeing its own subtree mounted at /sys/fs/cgroup
+        let sub = "99 1 0:26 /docker/abc /sys/fs/cgroup\\040x ro - cgroup2 cgroup2 rw\n";
+        let fs = Fs::parse(sub, "0::/docker/abc/inner\n", true);
+        let v2 = fs.v2.unwrap();
+        assert_eq!(
+            (v2.mount.as_path(), v2.own.as_path()),
+            (Path::new("/sys/fs/cgroup x"), Path::new("inner"))
+        );
+        // our cgroup outside what the mount shows: unusable
+        assert!(Fs::parse(sub, "0::/elsewhere\n", true).v2.is_none());
+    }
+
+    #[test]
+    fn keyed_files() {
+        assert_eq!(keyed("oom 2\noom_kill 1\n", "oom_kill"), Some(1));
+        assert_eq!(keyed("oom_kill_disable 0\noom_kill 4\n", "oom_kill"), Some(4));
+        assert_eq!(keyed("oom 2\n", "oom_kill"), None);
+    }
 }

@@ -135,6 +135,19 @@ pub struct Cli {
     #[arg(long, help_heading = "Resource limits")]
     pub strict_limits: bool,
 
+    /// How to hold the job's processes: auto = its own cgroup where runonce
+    /// can create one (root, or a delegated cgroup v2), else the process
+    /// group; cgroup = exit 125 if no cgroup can be made; pgroup = process
+    /// group and subreaper only
+    #[arg(
+        long,
+        value_name = "HOW",
+        value_enum,
+        default_value = "auto",
+        help_heading = "Resource limits"
+    )]
+    pub contain: Contain,
+
     /// Where records go: syslog, stderr, json:PATH, none (repeatable)
     /// [default: syslog]
     #[arg(long = "log", value_name = "TARGET", value_parser = parse::log_target,
@@ -236,6 +249,13 @@ fn wait_value(text: &str) -> Result<Wait, String> {
 
 fn facility_name(text: &str) -> Result<String, String> {
     parse::facility(text).map(|_| text.to_ascii_lowercase())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Contain {
+    Auto,
+    Cgroup,
+    Pgroup,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, Wait};
+use crate::cli::{Cli, Contain, Wait};
 use crate::limits;
 use crate::lock;
 use crate::parse::{self, LogTarget};
@@ -31,6 +31,7 @@ pub struct Config {
     pub keep_orphans: bool,
     pub limits: limits::Request,
     pub strict_limits: bool,
+    pub contain: Contain,
     pub log: Vec<LogTarget>,
     pub facility: syslog::Facility,
     pub syslog_socket: PathBuf,
@@ -101,6 +102,7 @@ impl Config {
                 io_idle: cli.io_idle,
             },
             strict_limits: cli.strict_limits,
+            contain: cli.contain,
             log,
             facility,
             syslog_socket: cli.syslog_socket,

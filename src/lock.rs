@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::cgroup::{self, Cgroup};
 use crate::procs::{self, ProcId};
 use crate::sys;
 
@@ -286,8 +287,10 @@ pub struct Holder {
     /// CLOCK_MONOTONIC deadline in ns (0: none).
     pub deadline_mono_ns: u64,
     pub uid: u32,
-    /// The job's cgroup directory, if it has one.
-    pub cgroup: Option<String>,
+    /// The job's cgroup: one directory per hierarchy (one `cgroup=` line
+    /// each), so that the next runonce can kill and remove what a
+    /// SIGKILLed runonce left behind.
+    pub cgroups: Vec<String>,
 }
 
 impl Holder {
@@ -301,7 +304,9 @@ impl Holder {
         t.push_str(&format!("started={:.3}\n", self.started_unix));
         t.push_str(&format!("deadline_mono_ns={}\n", self.deadline_mono_ns));
         t.push_str(&format!("uid={}\n", self.uid));
-        t.push_str(&format!("cgroup={}\n", self.cgroup.as_deref().unwrap_or("")));
+        for dir in &self.cgroups {
+            t.push_str(&format!("cgroup={dir}\n"));
+        }
         t.push_str("end\n");
         t
     }
@@ -325,7 +330,7 @@ impl Holder {
                 "started" => h.started_unix = v.parse().ok()?,
                 "deadline_mono_ns" => h.deadline_mono_ns = v.parse().ok()?,
                 "uid" => h.uid = v.parse().ok()?,
-                "cgroup" => h.cgroup = (!v.is_empty()).then(|| v.to_string()),
+                "cgroup" if !v.is_empty() => h.cgroups.push(v.to_string()),
                 _ => {}
             }
         }
@@ -352,6 +357,13 @@ impl Holder {
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         (now - self.started_unix).max(0.0)
+    }
+
+    /// The job's cgroup as recorded, checked against the holder's name and
+    /// runonce PID (see `Cgroup::of_holder`).
+    pub fn cgroup(&self) -> Option<Cgroup> {
+        let pid = self.runonce?.pid;
+        Cgroup::of_holder(&cgroup::Fs::discover(), &self.cgroups, &self.name, pid)
     }
 
     /// The recorded deadline as an Instant of this process.
@@ -395,11 +407,20 @@ fn locks_mention(locks: &str, dev: u64, ino: u64) -> bool {
 }
 
 /// Processes that hold the lock through an inherited descriptor, plus the
-/// descendants of the holder's runonce if it lives: the whole old job.
+/// descendants of the holder's runonce if it lives and the members of the
+/// job's cgroup (which finds even those that closed the lock and left the
+/// tree): the whole old job.
 pub fn holder_tree(lock_path: &Path, holder: &Holder) -> Vec<ProcId> {
     let mut tree = Vec::new();
     if let Some(r) = holder.runonce.filter(ProcId::alive) {
         tree.extend(procs::descendants(r.pid).into_iter().map(|m| m.id));
+    }
+    if let Some(cg) = holder.cgroup() {
+        for p in cg.members() {
+            if !tree.contains(&p) {
+                tree.push(p);
+            }
+        }
     }
     if let Ok(meta) = fs::symlink_metadata(lock_path) {
         for p in procs::lock_holders(meta.dev(), meta.ino()) {
@@ -424,7 +445,7 @@ mod tests {
             started_unix: 1.5,
             deadline_mono_ns: 99,
             uid: 0,
-            cgroup: Some("/sys/fs/cgroup/x".into()),
+            cgroups: vec!["/sys/fs/cgroup/x".into(), "/sys/fs/cgroup/memory/x".into()],
         };
         assert_eq!(Holder::parse(&h.to_text()), Some(h.clone()));
         let torn = &h.to_text()[..20];

@@ -4,8 +4,8 @@
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use crate::cgroup::Cgroup;
-use crate::cli::Wait;
+use crate::cgroup::{self, Cgroup, Made};
+use crate::cli::{Contain, Wait};
 use crate::config::Config;
 use crate::exit_code;
 use crate::limits;
@@ -372,6 +372,9 @@ fn terminate_holder(
             killing = true;
         }
         if killing {
+            if let Some(cg) = holder.cgroup() {
+                cg.kill();
+            }
             for p in lock::holder_tree(path, holder) {
                 p.signal(libc::SIGKILL);
             }
@@ -403,7 +406,8 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
             "--strict-limits: a limit cannot be applied; the job was not started",
         );
     }
-    let cgroup: Option<Cgroup> = None;
+    clear_stale_cgroup(lock);
+    let cgroup_fs = cgroup::Fs::discover();
     let mut holder = Holder {
         name: cfg.name.clone(),
         runonce: ProcId::of(sys::getpid()),
@@ -411,7 +415,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
         started_unix: state::unix_now(),
         deadline_mono_ns: 0,
         uid: sys::geteuid(),
-        cgroup: None,
+        cgroups: Vec::new(),
     };
     let attempts = cfg.retries + 1;
     let mut held_all: Vec<Held> = Vec::new();
@@ -421,7 +425,13 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
             sys::monotonic_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
         });
         holder.job = None;
+        let cgroup = match contain(ctx, &cgroup_fs) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        holder.cgroups = cgroup.as_ref().map(Cgroup::paths).unwrap_or_default();
         lock.write_holder(&holder);
+        let attempt_plan = attempt_plan(&plan, cgroup.as_ref());
         let job = supervise::Job {
             argv: &cfg.argv,
             foreground: cfg.foreground,
@@ -431,13 +441,23 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
             kill_after: cfg.kill_after,
             idle_timeout: cfg.idle_timeout,
             quiet: cfg.quiet,
-            limits: &plan,
+            limits: &attempt_plan,
             strict_limits: cfg.strict_limits,
             lock_fd: std::os::fd::AsRawFd::as_raw_fd(&lock.file),
             inherited: signals.inherited,
             cgroup: cgroup.as_ref(),
         };
         let mut on_start = |pid: i32| {
+            if let Some(cg) = &cgroup
+                && !cg.holds(pid)
+            {
+                ui::warn(&format!(
+                    "the job (pid {pid}) did not join its cgroup {}: \
+                     it is contained by its process group only",
+                    cg.paths().join(", ")
+                ));
+                ctx.contain = "pgroup".into();
+            }
             holder.job = ProcId::of(pid);
             lock.write_holder(&holder);
             if attempt == 1 {
@@ -451,8 +471,11 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
         if let Some(msg) = &ended.message {
             ui::warn(msg);
         }
+        let usage = close_cgroup(cgroup, cfg.keep_orphans);
         let mut rec = ctx.record(Event::Finish, Some(ended.outcome));
         fill(&mut rec, &ended);
+        rec.cgroup_peak_bytes = usage.peak_bytes;
+        rec.oom_kills = usage.oom_kills;
         rec.slot = (cfg.slots > 1).then_some(lock.slot);
         if attempts > 1 {
             rec.attempt = Some(attempt);
@@ -480,6 +503,101 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
             continue;
         }
         return conclude(ctx, rec, held_all);
+    }
+}
+
+/// Gives the attempt its own cgroup as `--contain` asks, and says in the
+/// records which way the job is contained.  Err is the exit status (125).
+fn contain(ctx: &mut Ctx, fs: &cgroup::Fs) -> Result<Option<Cgroup>, u8> {
+    let cfg = ctx.cfg;
+    ctx.contain = "pgroup".into();
+    if cfg.contain == Contain::Pgroup {
+        return Ok(None);
+    }
+    let want = cgroup::Want {
+        job: &cfg.name,
+        runonce_pid: sys::getpid(),
+        memory: cfg.limits.memory,
+        nproc: cfg.limits.nproc,
+    };
+    let required = cfg.contain == Contain::Cgroup;
+    match cgroup::create(fs, &want) {
+        Made::Cgroup(cg) => {
+            ctx.contain = cg.contain().into();
+            Ok(Some(cg))
+        }
+        Made::Unavailable if required => Err(own_failure(
+            ctx,
+            "--contain cgroup: no cgroup runonce may create here \
+             (that needs root, or a delegated cgroup v2); the job was not started",
+        )),
+        Made::Unavailable => Ok(None),
+        Made::Failed(why) if required => {
+            Err(own_failure(ctx, &format!("--contain cgroup: {why}; the job was not started")))
+        }
+        Made::Failed(why) => {
+            ui::warn(&format!(
+                "{why}: the job runs without a cgroup (process group, per-process limits)"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// `--nproc` is the pids controller's where it holds for the tree, and
+/// RLIMIT_NPROC (which counts all of the user's processes) only otherwise.
+fn attempt_plan(plan: &limits::Plan, cgroup: Option<&Cgroup>) -> limits::Plan {
+    let mut plan = plan.clone();
+    if cgroup.is_some_and(Cgroup::limits_pids) {
+        plan.rlimits.retain(|r| r.resource != libc::RLIMIT_NPROC);
+    }
+    plan
+}
+
+/// The job is over: its cgroup's memory figures, then the cgroup goes
+/// (kept orphans are moved out of it first).
+fn close_cgroup(cgroup: Option<Cgroup>, keep_orphans: bool) -> cgroup::Usage {
+    let Some(cg) = cgroup else {
+        return cgroup::Usage::default();
+    };
+    let usage = cg.usage();
+    if keep_orphans {
+        cg.release();
+    }
+    if let Err(e) = cg.remove() {
+        ui::warn(&e);
+    }
+    usage
+}
+
+/// The cgroup of the previous holder of this lock, if its runonce is gone
+/// (SIGKILLed): whatever is still in it belongs to that run's job, which
+/// nobody supervises any more and which has let go of the lock.  It is
+/// killed and the cgroup removed, so that nothing leaks.
+fn clear_stale_cgroup(lock: &Lock) {
+    let Some(old) = Holder::read(&lock.path) else {
+        return;
+    };
+    if old.runonce.is_none_or(|r| r.alive()) {
+        return; // a live runonce removes its own
+    }
+    let Some(cg) = old.cgroup() else {
+        return;
+    };
+    let left = cg.members();
+    if !left.is_empty() {
+        ui::warn(&format!(
+            "{} process(es) of an earlier run of {} (its runonce, pid {}, is gone) \
+             were still in its cgroup: killed",
+            left.len(),
+            old.name,
+            old.runonce.map_or(0, |r| r.pid)
+        ));
+        cg.kill();
+        cg.wait_empty(Duration::from_secs(2));
+    }
+    if let Err(e) = cg.remove() {
+        ui::warn(&e);
     }
 }
 

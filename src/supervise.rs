@@ -25,6 +25,8 @@ use crate::sys;
 /// While SIGKILL rounds are under way, look again this often for processes
 /// that were being forked while the last round ran.
 const KILL_ROUND: Duration = Duration::from_millis(20);
+/// Longest stretch of reaping before the deadlines are looked at again.
+const REAP_SLICE: Duration = Duration::from_millis(250);
 /// Once the job is gone, how long to keep reading pipes that something
 /// outside the job (a kept orphan, a daemon) still holds open.
 const PIPE_GRACE: Duration = Duration::from_millis(200);
@@ -228,7 +230,7 @@ struct Supervisor<'a> {
 impl Supervisor<'_> {
     fn run(&mut self, signals: &OwnedFd) {
         loop {
-            self.reap();
+            let drained = self.reap();
             let now = Instant::now();
             self.fire_deadlines(now);
             if self.killing && !self.no_children {
@@ -244,7 +246,9 @@ impl Supervisor<'_> {
                     return;
                 }
             }
-            self.wait(signals, now);
+            // zombies still waiting: look at the descriptors, do not sleep
+            let until = if drained { None } else { Some(now) };
+            self.wait(signals, now, until);
         }
     }
 
@@ -256,8 +260,12 @@ impl Supervisor<'_> {
         self.main_status.is_some() && (self.no_children || !all_needed)
     }
 
-    fn reap(&mut self) {
-        loop {
+    /// Reaps what has exited, for at most `REAP_SLICE`: a fork bomb makes
+    /// zombies (orphans re-parented to runonce) as fast as they are reaped,
+    /// and the deadlines must still fire.  False if zombies may be left.
+    fn reap(&mut self) -> bool {
+        let until = Instant::now() + REAP_SLICE;
+        while Instant::now() < until {
             match sys::reap_any() {
                 Ok(Some(r)) => {
                     if r.pid == self.main {
@@ -265,13 +273,14 @@ impl Supervisor<'_> {
                         self.main_exited();
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => return true,
                 Err(_) => {
                     self.no_children = true;
-                    return;
+                    return true;
                 }
             }
         }
+        false
     }
 
     /// The main process is gone: what it left behind gets `--signal`, then
@@ -343,10 +352,15 @@ impl Supervisor<'_> {
         } else {
             None
         };
+        // every process in the cgroup is already dying: the walk of /proc
+        // (slow with thousands of zombies) for processes that left the
+        // cgroup can wait until it has emptied
         if let Some(cg) = self.job.cgroup
             && sig == libc::SIGKILL
+            && cg.kill()
+            && cg.populated()
         {
-            cg.kill();
+            return;
         }
         if self.main_status.is_none()
             && self.job.foreground
@@ -367,7 +381,8 @@ impl Supervisor<'_> {
         self.signal_job(sig);
     }
 
-    fn wait(&mut self, signals: &OwnedFd, now: Instant) {
+    /// Waits for a signal, the pipes, or the next deadline (or `until`).
+    fn wait(&mut self, signals: &OwnedFd, now: Instant, until: Option<Instant>) {
         let passthrough = self.held.is_none();
         let mut fds = vec![sys::pollfd(signals.as_raw_fd(), libc::POLLIN)];
         let mut owners = vec![(usize::MAX, false)];
@@ -382,12 +397,12 @@ impl Supervisor<'_> {
                 owners.push((i, true));
             }
         }
-        let mut next = [self.deadline, self.idle_deadline, self.kill_at, self.pipe_grace]
+        let mut next = [self.deadline, self.idle_deadline, self.kill_at, self.pipe_grace, until]
             .into_iter()
             .flatten()
             .min();
         if self.main_status.is_some() {
-            next = [self.kill_at, self.pipe_grace].into_iter().flatten().min();
+            next = [self.kill_at, self.pipe_grace, until].into_iter().flatten().min();
         }
         if self.killing && !self.no_children {
             next = Some(next.map_or(now + KILL_ROUND, |n| n.min(now + KILL_ROUND)));

@@ -1,0 +1,221 @@
+//! The job's own cgroup (issue 4 point 4) on this machine's hybrid layout:
+//! cgroup v2 without controllers holds and kills the tree, the v1 memory
+//! and pids controllers limit it.  The tests run as root; what a user
+//! without delegation gets is tested through setpriv.
+
+use std::process::Stdio;
+
+#[path = "cgroup_dirs.rs"]
+mod dirs;
+
+use crate::util::*;
+use dirs::{host_contain, job_dirs, mounts};
+
+#[test]
+fn record_says_how_the_job_was_contained_and_the_cgroup_goes() {
+    let env = Env::new();
+    let cg = env.path("cg");
+    let o = env.run(&["-n", "cg1", "--", "sh", "-c", &dirs::cat_cgroup(&cg, "true")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rec = &env.finishes("cg1")[0];
+    assert_eq!(rec["contain"], host_contain());
+    let leaf = format!("runonce-cg1@{}", rec["runonce_pid"]);
+    let dirs = job_dirs(&cg);
+    let m = mounts();
+    assert_eq!(
+        dirs.len(),
+        usize::from(m.v2.is_some()) + usize::from(m.memory.is_some()),
+        "one cgroup per hierarchy used: {dirs:?}"
+    );
+    for d in &dirs {
+        assert!(d.ends_with(&leaf), "{}", d.display());
+        assert!(!d.exists(), "{} is left behind", d.display());
+    }
+    if m.memory.is_some() {
+        assert!(rec["cgroup_peak_bytes"].as_u64().is_some_and(|b| b > 0), "{rec}");
+        assert_eq!(rec["oom_kills"], 0);
+    }
+    let start = &env.records()[0];
+    assert_eq!(start["event"], "start");
+    assert_eq!(start["contain"], host_contain());
+}
+
+#[test]
+fn cgroup_goes_after_a_timeout_too() {
+    let env = Env::new();
+    let cg = env.path("cg");
+    let job = dirs::cat_cgroup(&cg, "trap '' TERM; sleep 1000 & sleep 1000");
+    let o = env.run(&["-n", "cgt", "-t", "0.3", "-k", "0.2", "--", "sh", "-c", &job]);
+    assert_eq!(code(&o), 124, "{}", stderr(&o));
+    let rec = &env.finishes("cgt")[0];
+    assert_eq!(rec["sent"], serde_json::json!(["TERM", "KILL"]));
+    let dirs = job_dirs(&cg);
+    assert!(!dirs.is_empty());
+    for d in &dirs {
+        assert!(!d.exists(), "{} is left behind", d.display());
+    }
+}
+
+#[test]
+fn pgroup_opts_out() {
+    let env = Env::new();
+    let cg = env.path("cg");
+    let o = env.run(&[
+        "-n",
+        "pg",
+        "--contain",
+        "pgroup",
+        "--",
+        "sh",
+        "-c",
+        &dirs::cat_cgroup(&cg, "true"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let rec = &env.finishes("pg")[0];
+    assert_eq!(rec["contain"], "pgroup");
+    assert!(job_dirs(&cg).is_empty());
+    assert!(rec.get("cgroup_peak_bytes").is_none());
+}
+
+/// Three processes of 100 MiB each under --memory 150M: each passes its
+/// own RLIMIT_DATA, only the tree's memory limit can stop them.
+#[test]
+fn memory_cap_holds_for_the_whole_tree() {
+    let env = Env::new();
+    let cg = env.path("cg");
+    let hog = r#"perl -e '$x = "a"; $x x= (100 << 20); sleep 3'"#;
+    let job = dirs::cat_cgroup(
+        &cg,
+        &format!(
+            "{hog} & a=$!; {hog} & b=$!; {hog} & c=$!; s=0; \
+             wait $a || s=1; wait $b || s=1; wait $c || s=1; exit $s"
+        ),
+    );
+    let o = env.run(&["-n", "hog", "--memory", "150M", "--", "sh", "-c", &job]);
+    assert_ne!(code(&o), 0, "300 MiB ran under a 150 MiB cap");
+    let rec = &env.finishes("hog")[0];
+    assert!(rec["oom_kills"].as_u64().is_some_and(|n| n >= 1), "{rec}");
+    let peak = rec["cgroup_peak_bytes"].as_u64().unwrap();
+    assert!(peak <= 150 << 20, "peak {peak} above the cap");
+    assert!(peak >= 100 << 20, "peak {peak}: the hogs never ran");
+    for d in job_dirs(&cg) {
+        assert!(!d.exists(), "{} is left behind", d.display());
+    }
+    // one hog alone fits
+    let o = env.run(&["-n", "hog1", "--memory", "150M", "--", "sh", "-c", hog]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(env.finishes("hog1")[0]["oom_kills"], 0);
+}
+
+/// A SIGKILLed runonce leaves its cgroup behind; the next runonce of the
+/// job, once it has the lock, removes it.
+#[test]
+fn next_run_removes_the_cgroup_of_a_killed_runonce() {
+    let env = Env::new();
+    let cg = env.path("cg");
+    let go = env.path("go");
+    let job =
+        dirs::cat_cgroup(&cg, &format!("while [ ! -e {} ]; do sleep 0.02; done", go.display()));
+    let mut first = env.cmd().args(["-n", "st", "--", "sh", "-c", &job]).spawn().unwrap();
+    wait_file(&cg);
+    kill(first.id() as i32, libc::SIGKILL);
+    first.wait().unwrap();
+    let dirs = job_dirs(&cg);
+    assert!(!dirs.is_empty());
+    std::fs::write(&go, "").unwrap();
+    // the orphaned job ends by itself and lets go of the lock
+    let o = env.run(&["-n", "st", "--wait=10", "--", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for d in &dirs {
+        assert!(!d.exists(), "{} of the killed runonce is left behind", d.display());
+    }
+}
+
+/// `--replace` of an orphaned job kills what only its cgroup still knows:
+/// a daemon that closed the lock's descriptor and whose runonce is gone.
+#[test]
+fn replace_kills_cgroup_members_that_let_go_of_the_lock() {
+    let env = Env::new();
+    let cg = env.path("cg");
+    let daemon_pid = env.path("daemon.pid");
+    let daemon = format!(
+        r#"perl -e 'use POSIX; POSIX::close($_) for 3..1023; POSIX::setsid();
+           open(my $f, ">", "{0}.tmp"); print $f "$$\n"; close $f;
+           rename("{0}.tmp", "{0}"); sleep 1000' &"#,
+        daemon_pid.display()
+    );
+    let job = dirs::cat_cgroup(&cg, &format!("{daemon} sleep 1000"));
+    let mut first = env.cmd().args(["-n", "rp", "--", "sh", "-c", &job]).spawn().unwrap();
+    let daemon = read_pid(&daemon_pid);
+    kill(first.id() as i32, libc::SIGKILL);
+    first.wait().unwrap();
+    assert!(alive(daemon));
+    let dirs = job_dirs(&cg);
+    let o = env.run(&["-n", "rp", "--replace", "-k", "0.5", "--", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(wait_until(SLACK, || !alive(daemon)), "the daemon survived --replace");
+    for d in &dirs {
+        assert!(!d.exists(), "{} is left behind", d.display());
+    }
+}
+
+/// Kept orphans go free: out of the cgroup, which is then removed.
+#[test]
+fn kept_orphans_leave_the_cgroup() {
+    let env = Env::new();
+    let cg = env.path("cg");
+    let pid_file = env.path("orphan.pid");
+    let job = dirs::cat_cgroup(
+        &cg,
+        &format!(
+            "sleep 1000 >/dev/null 2>&1 & echo $! > {0}.tmp; mv {0}.tmp {0}",
+            pid_file.display()
+        ),
+    );
+    let o = env.run(&["-n", "ko", "--keep-orphans", "--", "sh", "-c", &job]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let orphan = read_pid(&pid_file);
+    assert!(alive(orphan), "the kept orphan was killed");
+    let now = std::fs::read_to_string(format!("/proc/{orphan}/cgroup")).unwrap();
+    kill(orphan, libc::SIGKILL);
+    assert!(!now.contains("/runonce-"), "the orphan is still in the job's cgroup: {now}");
+    for d in job_dirs(&cg) {
+        assert!(!d.exists(), "{} is left behind", d.display());
+    }
+}
+
+/// Without root or delegation: the process group, silently; and
+/// `--contain cgroup` refuses to run.
+#[test]
+fn without_permission_pgroup_or_refusal() {
+    let env = Env::new();
+    let uid = 65534;
+    std::os::unix::fs::chown(env.dir.path(), Some(uid), Some(uid)).unwrap();
+    let cg = env.path("cg");
+    let as_nobody = |extra: &[&str], job: &str| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", BIN])
+            .arg("--lock-dir")
+            .arg(&env.lock_dir)
+            .arg("--state-dir")
+            .arg(&env.state_dir)
+            .arg("--log")
+            .arg(format!("json:{}", env.log.display()))
+            .args(["-n", "nb"])
+            .args(extra)
+            .args(["--", "sh", "-c", job])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = as_nobody(&["--memory", "1G"], &dirs::cat_cgroup(&cg, "true"));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "a missing cgroup is no warning");
+    assert_eq!(env.finishes("nb")[0]["contain"], "pgroup");
+    assert!(job_dirs(&cg).is_empty());
+    let ran = env.path("ran");
+    let o = as_nobody(&["--contain", "cgroup"], &format!("touch {}", ran.display()));
+    assert_eq!(code(&o), 125);
+    assert!(stderr(&o).contains("--contain cgroup"), "{}", stderr(&o));
+    assert!(!ran.exists(), "the job ran without its cgroup");
+}
