@@ -31,7 +31,8 @@ Example crontab line:
     long_about = None,
     after_help = AFTER_HELP,
     override_usage = "runonce [OPTIONS] [--] COMMAND [ARG]...\n       runonce --status [NAME] [--json]",
-    max_term_width = 100
+    max_term_width = 100,
+    args_override_self = true
 )]
 pub struct Cli {
     /// Job name: [A-Za-z0-9._-], 1-64 characters; names the lock, log tag,

@@ -81,8 +81,12 @@ fn context(e: &clap::Error, kind: ContextKind) -> Option<String> {
 }
 
 pub fn usage_message(e: &clap::Error) -> String {
-    let arg = context(e, ContextKind::InvalidArg)
-        .map(|a| a.split([' ', '=']).next().unwrap_or_default().to_string());
+    let arg = context(e, ContextKind::InvalidArg).map(|a| {
+        a.split(", ")
+            .map(|one| one.split([' ', '=']).next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
     let value = context(e, ContextKind::InvalidValue);
     let hint = "(see runonce --help)";
     match e.kind() {
@@ -102,6 +106,9 @@ pub fn usage_message(e: &clap::Error) -> String {
         {
             "missing COMMAND: usage: runonce [OPTIONS] [--] COMMAND [ARG]... (see runonce --help)"
                 .into()
+        }
+        ErrorKind::MissingRequiredArgument => {
+            format!("missing {}, which the options given require {hint}", arg.unwrap_or_default())
         }
         _ => {
             let text = e.render().to_string();

@@ -461,7 +461,16 @@ mod tests {
         let b = try_acquire(&base, 2).unwrap().unwrap();
         assert_eq!(b.slot, 1);
         drop(a);
-        assert!(try_acquire(&base, 1).unwrap().is_some());
+        // another test thread forking at this moment holds a copy of the fd
+        // until its child execs: allow for that window
+        let free = (0..200).any(|_| {
+            let got = try_acquire(&base, 1).unwrap().is_some();
+            if !got {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            got
+        });
+        assert!(free);
     }
 
     #[test]
