@@ -148,7 +148,7 @@ fn second_instance_skips_silently_with_75() {
     assert!(!ran.exists());
     let skipped = env.finishes("one");
     assert_eq!(skipped[0]["outcome"], "skipped");
-    assert_eq!(skipped[0]["holder_pid"].as_i64().is_some(), true);
+    assert!(skipped[0]["holder_pid"].as_i64().is_some(), "{skipped:?}");
     let o = env.run(&["--name", "one", "--busy-exit", "0", "--", "touch", ran.to_str().unwrap()]);
     assert_eq!(code(&o), 0);
     assert!(!ran.exists());
