@@ -221,9 +221,9 @@ fn sleep_interruptible(signals: &OwnedFd, d: Duration) -> Option<i32> {
         let mut fds = [sys::pollfd(std::os::fd::AsRawFd::as_raw_fd(signals), libc::POLLIN)];
         let _ = sys::poll(&mut fds, left);
         if fds[0].revents != 0 {
-            while let Some((sig, _)) = sys::read_signal(signals) {
-                if sig != libc::SIGCHLD {
-                    return Some(sig);
+            while let Some(got) = sys::read_signal(signals) {
+                if got.signo != libc::SIGCHLD {
+                    return Some(got.signo);
                 }
             }
         }
@@ -392,6 +392,9 @@ fn terminate_holder(
 /// Everything that happens while the lock is held.
 fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
     let cfg = ctx.cfg;
+    // records of the run start when the run does, not when runonce began waiting
+    ctx.started = record::now_rfc3339();
+    ctx.t0 = Instant::now();
     let plan = limits::plan(&cfg.limits);
     ctx.unapplied = plan.unapplied.clone();
     for problem in &plan.unapplied {
