@@ -132,15 +132,7 @@ fn stopped_job_is_continued_and_killed() {
 #[test]
 fn second_instance_skips_silently_with_75() {
     let env = Env::new();
-    let ready = env.path("ready");
-    let release = env.path("release");
-    let script = format!(
-        "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
-        ready.display(),
-        release.display()
-    );
-    let mut first = env.cmd().args(["--name", "one", "--", "sh", "-c", &script]).spawn().unwrap();
-    wait_file(&ready);
+    let first = env.hold("one", &[]);
     let ran = env.path("second-ran");
     let o = env.run(&["--name", "one", "--", "touch", ran.to_str().unwrap()]);
     assert_eq!(code(&o), 75);
@@ -152,8 +144,7 @@ fn second_instance_skips_silently_with_75() {
     let o = env.run(&["--name", "one", "--busy-exit", "0", "--", "touch", ran.to_str().unwrap()]);
     assert_eq!(code(&o), 0);
     assert!(!ran.exists());
-    std::fs::write(&release, "").unwrap();
-    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert_eq!(first.release(), Some(0));
     let o = env.run(&["--name", "one", "--", "touch", ran.to_str().unwrap()]);
     assert_eq!(code(&o), 0, "the lock is free once the job is gone");
     assert!(ran.exists());
@@ -162,15 +153,7 @@ fn second_instance_skips_silently_with_75() {
 #[test]
 fn wait_takes_the_lock_when_it_is_freed() {
     let env = Env::new();
-    let ready = env.path("ready");
-    let release = env.path("release");
-    let script = format!(
-        "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
-        ready.display(),
-        release.display()
-    );
-    let mut first = env.cmd().args(["--name", "w", "--", "sh", "-c", &script]).spawn().unwrap();
-    wait_file(&ready);
+    let first = env.hold("w", &[]);
     // bounded wait that gives up
     let t = Instant::now();
     let o = env.run(&["--name", "w", "--wait=0.5", "--", "true"]);
@@ -185,8 +168,7 @@ fn wait_takes_the_lock_when_it_is_freed() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert!(!stamp.exists(), "the waiter must not run beside the holder");
-    std::fs::write(&release, "").unwrap();
-    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert_eq!(first.release(), Some(0));
     assert_eq!(second.wait().unwrap().code(), Some(0));
     assert!(stamp.exists());
 }
@@ -384,22 +366,20 @@ fn record_and_state_describe_the_run() {
 #[test]
 fn lock_file_names_the_holder_and_is_kept() {
     let env = Env::new();
-    let ready = env.path("ready");
-    let release = env.path("release");
-    let script = format!(
-        "echo $$ > {}.pid; touch {}; while [ ! -e {} ]; do sleep 0.02; done",
-        ready.display(),
-        ready.display(),
-        release.display()
-    );
-    let mut child = env.cmd().args(["--name", "h", "--", "sh", "-c", &script]).spawn().unwrap();
-    wait_file(&ready);
-    let job_pid = read_pid(&env.path("ready.pid"));
+    let holding = env.hold("h", &[]);
+    let runonce = holding.child.id();
     let text = std::fs::read_to_string(env.lock_dir.join("h.lock")).unwrap();
-    assert!(text.contains(&format!("runonce={} ", child.id())), "{text}");
-    assert!(text.contains(&format!("job={job_pid} ")), "{text}");
-    std::fs::write(&release, "").unwrap();
-    child.wait().unwrap();
+    assert!(text.contains(&format!("runonce={runonce} ")), "{text}");
+    let job: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("job="))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("job pid recorded");
+    let stat = std::fs::read_to_string(format!("/proc/{job}/stat")).unwrap();
+    let ppid: u32 =
+        stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_eq!(ppid, runonce, "the recorded job is runonce's child");
+    assert_eq!(holding.release(), Some(0));
     assert!(env.lock_dir.join("h.lock").exists(), "the lock file is never deleted");
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&env.lock_dir).unwrap().permissions(),
