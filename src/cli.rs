@@ -204,13 +204,13 @@ pub struct Cli {
 
     /// Circuit breaker: after N consecutive failed runs, skip runs until
     /// --cooldown has passed since the last failure
-    #[arg(long, value_name = "N", value_parser = parse::positive, requires = "cooldown",
+    #[arg(long, value_name = "N", value_parser = parse::positive,
           help_heading = "Cron ergonomics")]
     pub max_failures: Option<u32>,
 
     /// How long the circuit breaker stays open
     #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration,
-          requires = "max_failures", help_heading = "Cron ergonomics")]
+          help_heading = "Cron ergonomics")]
     pub cooldown: Option<Duration>,
 
     /// Write the man page or a completion script to stdout

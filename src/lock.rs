@@ -180,6 +180,44 @@ pub fn try_acquire(base: &Path, slots: u32) -> Result<Option<Lock>, Unusable> {
     Ok(None)
 }
 
+/// The waiters' queue of a job: `NAME.waiters` beside the slot-0 lock file.
+/// Every `--wait` run holds a shared flock on it while it waits.
+///
+/// Why: on unlock, Linux wakes the blocked flock() waiters and lets them race
+/// with whoever calls flock() next, so a waiter can lose, again and again, to
+/// runs that merely try the lock (a tight cron loop).  A run that finds the
+/// lock free but a waiter queued therefore yields (see `waiters_queued`):
+/// waiters come before newcomers.  Among themselves waiters still race, each
+/// with an equal chance at every release.  A dead waiter's flock vanishes
+/// with it, so the queue can never be left stale.
+pub fn queue_path(base: &Path) -> PathBuf {
+    let name = base.file_name().unwrap_or_default().to_string_lossy();
+    let stem = name.strip_suffix(".lock").unwrap_or(&name);
+    base.with_file_name(format!("{stem}.waiters"))
+}
+
+/// Opens the queue file (creating it for a waiter).  None if it cannot be
+/// used, or if another user owns it: a stranger's file must not be able to
+/// make every run of the job skip.
+fn open_queue(base: &Path, create: bool) -> Option<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(queue_path(base))
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.uid() == sys::geteuid()).then_some(file)
+}
+
+/// Whether a `--wait` run is queued for this job.
+pub fn waiters_queued(base: &Path) -> bool {
+    open_queue(base, false).is_some_and(|q| matches!(q.try_lock(), Err(TryLockError::WouldBlock)))
+}
+
 /// What a blocking wait for a lock ended with.
 pub enum Waited {
     Got(Lock),
@@ -201,6 +239,8 @@ pub fn wait_acquire(
     signals: &OwnedFd,
     orphan_deadline: Option<Instant>,
 ) -> Result<Waited, Unusable> {
+    // held until this function returns: the lock is then ours, or we gave up
+    let _queued = open_queue(base, true).filter(|q| q.lock_shared().is_ok());
     let (ready_r, ready_w) = sys::pipe().map_err(|e| Unusable(format!("pipe: {e}")))?;
     let ready_w = Arc::new(ready_w);
     let done = Arc::new(AtomicBool::new(false));

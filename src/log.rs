@@ -76,7 +76,10 @@ impl Logger {
                 pid: std::process::id(),
             };
             self.syslog = match syslog::unix_custom(formatter, &self.socket) {
-                Ok(conn) => Syslog::Connected(conn),
+                Ok(conn) => {
+                    bound_sends(&conn.backend);
+                    Syslog::Connected(conn)
+                }
                 Err(_) => Syslog::Unreachable,
             };
         }
@@ -94,9 +97,10 @@ impl Logger {
             return;
         }
         self.syslog = Syslog::Unreachable;
-        // cron mails stderr: only runs that went wrong may speak there
+        // cron mails stderr: only runs that went wrong may speak there, and
+        // only once if the stderr sink already said it
         let speaks = rec.event != Event::Start && rec.outcome.is_some_and(|o| !o.is_quiet());
-        if speaks {
+        if speaks && !self.targets.contains(&LogTarget::Stderr) {
             self.warn_once(format!(
                 "syslog unreachable at {}: records of failed runs go to stderr",
                 self.socket.display()
@@ -104,6 +108,20 @@ impl Logger {
             ui::warn(&words);
         }
     }
+}
+
+/// How long a record may wait for a syslog daemon that does not read its
+/// socket: a stuck daemon must not keep the job's lock held forever.
+const SYSLOG_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn bound_sends(backend: &syslog::LoggerBackend) {
+    let _ = match backend {
+        syslog::LoggerBackend::Unix(sock) => sock.set_write_timeout(Some(SYSLOG_SEND_TIMEOUT)),
+        syslog::LoggerBackend::UnixStream(w) => {
+            w.get_ref().set_write_timeout(Some(SYSLOG_SEND_TIMEOUT))
+        }
+        _ => Ok(()),
+    };
 }
 
 #[derive(Debug, PartialEq, Eq)]

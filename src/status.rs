@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::lock::{self, Holder};
-use crate::state::{JobState, Store};
+use crate::state::{self, JobState, Store};
 
 /// One running instance (one slot).
 #[derive(Serialize)]
@@ -79,6 +79,46 @@ fn running_slots(base: &Path) -> Vec<Running> {
         });
     }
     out
+}
+
+/// The instances of a job running now, as its locks tell.
+#[derive(Debug, Default, PartialEq)]
+pub struct Live {
+    pub count: u32,
+    /// Start of the newest of them, seconds since the epoch.
+    pub newest_start: Option<f64>,
+}
+
+/// The instances of a job running now, besides slot `except` (the
+/// caller's own).  An instance whose job has ended is no longer counted,
+/// even while its runonce still holds the lock to write the record: so
+/// whichever instance writes the metrics last, it writes the right number.
+pub fn live(base: &Path, except: Option<u32>) -> Live {
+    let mut live = Live::default();
+    for slot in 0.. {
+        let path = lock::slot_path(base, slot);
+        if !path.exists() {
+            break;
+        }
+        if Some(slot) == except || !lock::is_held(&path) {
+            continue;
+        }
+        let holder = Holder::read(&path);
+        let running = match &holder {
+            Some(h) => match h.job {
+                Some(job) => job.alive(),
+                None => h.runonce.is_some_and(|r| r.alive()), // still starting
+            },
+            None => true, // held, its record not written yet
+        };
+        if running {
+            live.count += 1;
+            if let Some(h) = holder {
+                live.newest_start = state::later(live.newest_start, Some(h.started_unix));
+            }
+        }
+    }
+    live
 }
 
 pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
