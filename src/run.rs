@@ -213,10 +213,7 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    // the run starts now: neither the jitter nor the wait is part of it
     ctx.slot = Some(lock.slot);
-    ctx.started = record::now_rfc3339();
-    ctx.t0 = Instant::now();
     let status = run_locked(&mut ctx, &lock, signals);
     if cfg.keep_orphans {
         lock.release_shared();

@@ -4,4 +4,6 @@
 mod util;
 
 mod core;
+mod cron;
+mod observe;
 mod tree;
