@@ -17,33 +17,6 @@ fn sh(env: &Env, name: &str, extra: &[&str], script: &str) -> Output {
     env.cmd().args(["-n", name]).args(extra).args(["--", "sh", "-c", script]).output().unwrap()
 }
 
-fn spawn_sh(env: &Env, name: &str, extra: &[&str], script: &str) -> Child {
-    env.cmd()
-        .args(["-n", name])
-        .args(extra)
-        .args(["--", "sh", "-c", script])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// A job that holds the lock of `name` until `go` exists.
-fn hold(env: &Env, name: &str, extra: &[&str]) -> (Child, PathBuf) {
-    let ready = env.path(&format!("{name}.ready"));
-    let go = env.path(&format!("{name}.go"));
-    let script =
-        format!("touch {}; while [ ! -e {} ]; do sleep 0.02; done", ready.display(), go.display());
-    let child = spawn_sh(env, name, extra, &script);
-    wait_file(&ready);
-    (child, go)
-}
-
-fn release(child: Child, go: &Path) -> Output {
-    std::fs::write(go, "").unwrap();
-    child.wait_with_output().unwrap()
-}
-
 fn only_finish(env: &Env, name: &str) -> Value {
     let f = env.finishes(name);
     assert_eq!(f.len(), 1, "one finish record for {name}: {f:?}");
@@ -115,10 +88,10 @@ fn every_outcome_has_one_finish_record_with_the_contract_keys() {
     assert_eq!(rec["outcome"], "error");
     assert!(rec["message"].as_str().unwrap().contains("/nonexistent/command"), "{rec}");
 
-    let (holder, go) = hold(&env, "busy", &[]);
+    let holder = env.hold("busy", &[]);
     let out = sh(&env, "busy", &[], "exit 0");
     assert_eq!(code(&out), 75);
-    release(holder, &go);
+    assert_eq!(holder.release(), Some(0));
     let skipped: Vec<_> =
         env.finishes("busy").into_iter().filter(|r| r["outcome"] == "skipped").collect();
     assert_eq!(skipped.len(), 1);
@@ -263,14 +236,14 @@ fn state_counts_and_last_run() {
         sh(&env, "c", &[], script);
     }
     sh(&env, "c", &["-t", "0.2", "-k", "1"], "sleep 30");
-    let (holder, go) = hold(&env, "c", &[]);
+    let holder = env.hold("c", &[]);
     for _ in 0..2 {
         assert_eq!(code(&sh(&env, "c", &[], "exit 0")), 75);
     }
     let s = state(&env, "c");
     assert_eq!(s["consecutive_skips"], 2);
     assert_eq!(s["consecutive_failures"], 3);
-    release(holder, &go);
+    assert_eq!(holder.release(), Some(0));
     let s = state(&env, "c");
     assert_eq!(s["runs"], 5);
     assert_eq!(s["failures"], 3);
@@ -407,7 +380,7 @@ fn metrics_textfile_parses_and_follows_the_runs() {
     assert_eq!(code(&sh(&env, "mx", &m, "exit 0")), 0);
     assert_eq!(code(&sh(&env, "mx", &m, "exit 5")), 5);
 
-    let (holder, go) = hold(&env, "mx", &m);
+    let holder = env.hold("mx", &m);
     let prom = parse_prom(&file);
     assert_eq!(sample(&prom, "runonce_running", &[]), 1.0, "written at start");
     let start = sample(&prom, "runonce_last_start_timestamp_seconds", &[]);
@@ -422,7 +395,7 @@ fn metrics_textfile_parses_and_follows_the_runs() {
     assert_eq!(sample(&prom, "runonce_runs_total", &[("outcome", "skipped")]), 2.0);
     assert_eq!(sample(&prom, "runonce_last_exit_code", &[]), 5.0);
     assert!(sample(&prom, "runonce_last_success_timestamp_seconds", &[]) > 0.0);
-    release(holder, &go);
+    assert_eq!(holder.release(), Some(0));
 
     let prom = parse_prom(&file);
     for (name, value) in [
@@ -558,7 +531,9 @@ fn unreachable_syslog_only_failures_speak_once_each() {
     wait_file(&ready);
     let out = run(&["-n", "u", "--", "true"]);
     assert_eq!((code(&out), stderr(&out)), (75, String::new()), "a skip never causes mail");
-    let held = release(holder, &go);
+    std::fs::write(&go, "").unwrap();
+    let held = holder.wait_with_output().unwrap();
+    assert_eq!(code(&held), 0);
     assert_eq!(stderr(&held), "");
     assert_eq!(state(&env, "u")["skips"], 1, "kept in the state dir all the same");
 
@@ -684,8 +659,8 @@ fn status_table_json_and_unknown_name() {
     };
     sh(&env, "st", &[], "exit 4");
     sh(&env, "st", &[], "exit 4");
-    let (holder, go) = hold(&env, "st", &[]);
-    let holder_pid = holder.id().to_string();
+    let holder = env.hold("st", &[]);
+    let holder_pid = holder.child.id().to_string();
     let out = status(&["st"]);
     assert_eq!(code(&out), 0);
     let table = stdout(&out);
@@ -700,7 +675,7 @@ fn status_table_json_and_unknown_name() {
     assert!(cells[2] == job_pid.to_string() || cells[2] == holder_pid, "{table}");
     assert!(run["since"].as_str().is_some() && run["age_s"].as_f64().is_some(), "{json}");
     assert_eq!(json["last"]["consecutive_failures"], 2);
-    release(holder, &go);
+    assert_eq!(holder.release(), Some(0));
 
     let table = stdout(&status(&[]));
     let row = table.lines().find(|l| l.starts_with("st ")).unwrap_or_else(|| panic!("{table}"));
