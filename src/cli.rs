@@ -57,7 +57,7 @@ pub struct Cli {
     pub busy_exit: u8,
 
     /// Wait for the lock, forever or up to DURATION (attached: --wait=5m,
-    /// -w5m), then skip
+    /// -w5m), then skip; a waiting run goes before runs that only try
     #[arg(short = 'w', long, value_name = "DURATION", num_args = 0..=1, require_equals = true,
           default_missing_value = "forever", value_parser = wait_value,
           help_heading = "When the job is already running")]
@@ -165,7 +165,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", env = "RUNONCE_STATE_DIR", help_heading = "Logging and state")]
     pub state_dir: Option<PathBuf>,
 
-    /// Write a Prometheus textfile runonce_NAME.prom into DIR
+    /// Write a Prometheus textfile runonce_NAME.prom into DIR (for
+    /// node_exporter), when the job starts and when the run ends
     #[arg(long, value_name = "DIR", help_heading = "Logging and state")]
     pub metrics_dir: Option<PathBuf>,
 
@@ -183,7 +184,8 @@ pub struct Cli {
           help_heading = "Cron ergonomics")]
     pub jitter: Option<Duration>,
 
-    /// Rerun a failed attempt up to N times, holding the lock
+    /// Rerun a failed attempt up to N times, holding the lock; a timeout
+    /// only with --retry-on-timeout; a forwarded signal stops the retries
     #[arg(allow_negative_numbers = true, long, value_name = "N", default_value = "0", value_parser = parse::count,
           help_heading = "Cron ergonomics")]
     pub retries: u32,

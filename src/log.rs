@@ -85,7 +85,7 @@ impl Logger {
         }
         let words = rec.to_words();
         let sent = match &mut self.syslog {
-            Syslog::Connected(conn) => match severity(rec) {
+            Syslog::Connected(conn) => match severity(rec.outcome) {
                 Severity::Info => conn.info(&words),
                 Severity::Warning => conn.warning(&words),
                 Severity::Err => conn.err(&words),
@@ -131,10 +131,32 @@ enum Severity {
     Err,
 }
 
-fn severity(rec: &Record) -> Severity {
-    match rec.outcome {
+fn severity(outcome: Option<Outcome>) -> Severity {
+    match outcome {
         None | Some(Outcome::Ok | Outcome::Skipped | Outcome::Cooldown) => Severity::Info,
         Some(Outcome::Failed) => Severity::Warning,
         Some(_) => Severity::Err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities() {
+        for (o, want) in [
+            (Outcome::Ok, Severity::Info),
+            (Outcome::Skipped, Severity::Info),
+            (Outcome::Cooldown, Severity::Info),
+            (Outcome::Failed, Severity::Warning),
+            (Outcome::Timeout, Severity::Err),
+            (Outcome::Idle, Severity::Err),
+            (Outcome::Signaled, Severity::Err),
+            (Outcome::Error, Severity::Err),
+        ] {
+            assert_eq!(severity(Some(o)), want, "{o:?}");
+        }
+        assert_eq!(severity(None), Severity::Info, "start records");
     }
 }

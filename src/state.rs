@@ -218,6 +218,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn later_of_two_times() {
+        assert_eq!(later(Some(1.0), Some(2.0)), Some(2.0));
+        assert_eq!(later(None, Some(2.0)), Some(2.0));
+        assert_eq!(later(Some(1.0), None), Some(1.0));
+        assert_eq!(later(None, None), None);
+        let t = rfc3339_unix("2026-01-01T00:00:00.500Z").unwrap();
+        assert!((t - 1_767_225_600.5).abs() < 1e-6, "{t}");
+    }
+
+    #[test]
     fn concurrent_updates_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(Store::new(dir.path().join("s")));

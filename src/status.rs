@@ -204,3 +204,36 @@ pub fn json(jobs: &[JobStatus], single: bool) -> String {
     };
     text.unwrap_or_default() + "\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procs::ProcId;
+
+    #[test]
+    fn live_counts_held_slots_whose_job_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("j.lock");
+        assert_eq!(live(&base, None), Live::default());
+        let me = ProcId::of(crate::sys::getpid());
+        let a = lock::try_acquire(&base, 2).unwrap().unwrap();
+        let b = lock::try_acquire(&base, 2).unwrap().unwrap();
+        let holder = |job: Option<ProcId>, started_unix: f64| Holder {
+            name: "j".into(),
+            runonce: me,
+            job,
+            started_unix,
+            ..Holder::default()
+        };
+        a.write_holder(&holder(me, 10.0));
+        b.write_holder(&holder(None, 20.0));
+        assert_eq!(live(&base, None), Live { count: 2, newest_start: Some(20.0) });
+        assert_eq!(live(&base, Some(1)).count, 1, "the caller's own slot is left out");
+        // a job that has ended no longer counts, though its lock is held
+        let gone = ProcId { pid: i32::MAX - 1, start: 1 };
+        b.write_holder(&holder(Some(gone), 20.0));
+        assert_eq!(live(&base, None), Live { count: 1, newest_start: Some(10.0) });
+        drop(a);
+        assert_eq!(live(&base, None).count, 0);
+    }
+}
