@@ -25,11 +25,21 @@ pub struct Logger {
     socket: PathBuf,
     syslog: Syslog,
     warned: Vec<String>,
+    /// Attempt records held back from stderr until the run's outcome is
+    /// known: a run that succeeds on a retry must not cause cron mail.
+    held_attempts: Vec<String>,
 }
 
 impl Logger {
     pub fn new(targets: Vec<LogTarget>, facility: syslog::Facility, socket: PathBuf) -> Logger {
-        Logger { targets, facility, socket, syslog: Syslog::NotTried, warned: Vec::new() }
+        Logger {
+            targets,
+            facility,
+            socket,
+            syslog: Syslog::NotTried,
+            warned: Vec::new(),
+            held_attempts: Vec::new(),
+        }
     }
 
     pub fn emit(&mut self, rec: &Record) {
@@ -97,15 +107,29 @@ impl Logger {
             return;
         }
         self.syslog = Syslog::Unreachable;
-        // cron mails stderr: only runs that went wrong may speak there, and
-        // only once if the stderr sink already said it
-        let speaks = rec.event != Event::Start && rec.outcome.is_some_and(|o| !o.is_quiet());
-        if speaks && !self.targets.contains(&LogTarget::Stderr) {
-            self.warn_once(format!(
-                "syslog unreachable at {}: records of failed runs go to stderr",
-                self.socket.display()
-            ));
-            ui::warn(&words);
+        if !self.targets.contains(&LogTarget::Stderr) {
+            self.fall_back_to_stderr(rec, words);
+        }
+    }
+
+    /// Syslog is unreachable.  cron mails stderr: only runs that went wrong
+    /// may speak there (with their failed attempts, if they were retried).
+    fn fall_back_to_stderr(&mut self, rec: &Record, words: String) {
+        let failed = rec.outcome.is_some_and(|o| !o.is_quiet());
+        match rec.event {
+            Event::Start => {}
+            Event::Attempt => self.held_attempts.push(words),
+            Event::Finish if failed => {
+                self.warn_once(format!(
+                    "syslog unreachable at {}: records of failed runs go to stderr",
+                    self.socket.display()
+                ));
+                for attempt in std::mem::take(&mut self.held_attempts) {
+                    ui::warn(&attempt);
+                }
+                ui::warn(&words);
+            }
+            Event::Finish => self.held_attempts.clear(),
         }
     }
 }

@@ -544,6 +544,15 @@ fn unreachable_syslog_only_failures_speak_once_each() {
     assert_eq!(err.matches("syslog unreachable").count(), 1, "one warning: {err}");
     assert_eq!(err.matches("u: attempt outcome=failed").count(), 2, "{err}");
     assert_eq!(err.matches("u: finish outcome=failed attempt=3/3 exit=3").count(), 1, "{err}");
+
+    // a run that succeeds on a retry went well: its failed attempts stay quiet
+    let flaky = format!(
+        "if [ ! -e {m} ]; then touch {m}; exit 3; fi",
+        m = env.path("failed-once").display()
+    );
+    let out =
+        run(&["-n", "u", "--retries", "1", "--retry-delay", "0.05", "--", "sh", "-c", &flaky]);
+    assert_eq!((code(&out), stderr(&out)), (0, String::new()));
 }
 
 /// rsyslogd on a private socket, writing to a private file; killed on drop.
