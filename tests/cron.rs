@@ -102,16 +102,20 @@ fn slots_run_exactly_n_and_status_shows_each() {
         let row = table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{table}"));
         assert!(row.contains(" running "), "{row}");
     }
-    let prom = std::fs::read_to_string(metrics.join("runonce_pool.prom")).unwrap();
-    assert!(prom.contains("runonce_running{job=\"pool\"} 3\n"), "{prom}");
+    // the last of the three writes it once its job has started
+    let prom = || std::fs::read_to_string(metrics.join("runonce_pool.prom")).unwrap_or_default();
+    assert!(
+        wait_until(SLACK, || prom().contains("runonce_running{job=\"pool\"} 3\n")),
+        "{}",
+        prom()
+    );
 
     std::fs::write(&go, "").unwrap();
     for c in children {
         assert_eq!(code(&c.wait_with_output().unwrap()), 0);
     }
     assert_eq!(counts(&dir).iter().max(), Some(&3), "never 4: {:?}", counts(&dir));
-    let prom = std::fs::read_to_string(metrics.join("runonce_pool.prom")).unwrap();
-    assert!(prom.contains("runonce_running{job=\"pool\"} 0\n"), "{prom}");
+    assert!(prom().contains("runonce_running{job=\"pool\"} 0\n"), "{}", prom());
     let finishes = env.finishes("pool");
     assert_eq!(finishes.iter().filter(|r| r["outcome"] == "ok").count(), 3);
     assert_eq!(finishes.iter().filter(|r| r["outcome"] == "skipped").count(), 17);
@@ -285,7 +289,9 @@ fn a_forwarded_signal_stops_the_retries() {
     // during the pause
     let (script, starts, ends) = timed_job(&env, "3");
     let child = spawn_sh(&env, "p", &["--retries", "5", "--retry-delay", "5"], &script);
-    wait_file(&ends);
+    // the attempt record is written just before the pause
+    assert!(wait_until(SLACK, || env.records().iter().any(|r| r["event"] == "attempt")));
+    assert_eq!(times(&ends).len(), 1);
     let t = Instant::now();
     kill(child.id() as i32, libc::SIGTERM);
     let out = child.wait_with_output().unwrap();

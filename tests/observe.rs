@@ -381,8 +381,10 @@ fn metrics_textfile_parses_and_follows_the_runs() {
     assert_eq!(code(&sh(&env, "mx", &m, "exit 5")), 5);
 
     let holder = env.hold("mx", &m);
+    let text = || std::fs::read_to_string(&file).unwrap_or_default();
+    let running = "runonce_running{job=\"mx\"} 1\n";
+    assert!(wait_until(SLACK, || text().contains(running)), "written at start: {}", text());
     let prom = parse_prom(&file);
-    assert_eq!(sample(&prom, "runonce_running", &[]), 1.0, "written at start");
     let start = sample(&prom, "runonce_last_start_timestamp_seconds", &[]);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     assert!((now.as_secs_f64() - start).abs() < 30.0, "the running one's start: {start}");
