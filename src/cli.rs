@@ -1,12 +1,12 @@
 //! The command line as clap sees it.  Validation that needs more than one
 //! option at a time happens in `config.rs`; this file is also the source of
-//! the man page and the shell completions (`--generate`).
+//! the man page and the shell completions (`docs.rs`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, Parser};
 
 use crate::parse::{self, LogTarget};
 
@@ -215,13 +215,9 @@ pub struct Cli {
           help_heading = "Cron ergonomics")]
     pub cooldown: Option<Duration>,
 
-    /// Write the man page or a completion script to stdout
-    #[arg(long, value_name = "WHAT", hide = true, exclusive = true)]
-    pub generate: Option<Generate>,
-
     /// The command and its arguments
     #[arg(value_name = "COMMAND", trailing_var_arg = true,
-          num_args = 1.., required_unless_present_any = ["status", "generate"],
+          num_args = 1.., required_unless_present = "status",
           conflicts_with = "status")]
     pub command: Vec<OsString>,
 }
@@ -239,16 +235,6 @@ fn wait_value(text: &str) -> Result<Wait, String> {
 
 fn facility_name(text: &str) -> Result<String, String> {
     parse::facility(text).map(|_| text.to_ascii_lowercase())
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Generate {
-    Man,
-    Bash,
-    Zsh,
-    Fish,
-    Elvish,
-    Powershell,
 }
 
 pub fn command() -> clap::Command {

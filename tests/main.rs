@@ -5,5 +5,6 @@ mod util;
 
 mod core;
 mod cron;
+mod docs;
 mod observe;
 mod tree;
