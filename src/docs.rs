@@ -86,8 +86,10 @@ pub fn request(args: &[OsString]) -> Option<Result<Generate, String>> {
     } else {
         (Some(first.strip_prefix("--generate=")?.to_owned()), args.get(2..))
     };
-    let value = value.unwrap_or_default();
     let names = Generate::ALL.map(Generate::name).join(", ");
+    let Some(value) = value else {
+        return Some(Err(format!("--generate: missing value: expected one of {names}")));
+    };
     let Some(what) = Generate::ALL.into_iter().find(|g| g.name() == value) else {
         return Some(Err(format!("--generate: invalid value '{value}': expected one of {names}")));
     };
