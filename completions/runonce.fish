@@ -2,7 +2,7 @@ complete -c runonce -s n -l name -d 'Job name: [A-Za-z0-9._-], 1-64 characters; 
 complete -c runonce -s l -l lock -d 'Lock file to use instead of the one derived from the name' -r -F
 complete -c runonce -l lock-dir -d 'Directory of lock files [default: /run/runonce for root, else $XDG_RUNTIME_DIR/runonce, else /tmp/runonce-UID]' -r -f -a "(__fish_complete_directories)"
 complete -c runonce -l busy-exit -d 'Exit code when the job is busy and the run is skipped' -r -f
-complete -c runonce -s w -l wait -d 'Wait for the lock, forever or up to DURATION (attached: --wait=5m, -w5m), then skip' -r -f
+complete -c runonce -s w -l wait -d 'Wait for the lock, forever or up to DURATION (attached: --wait=5m, -w5m), then skip; a waiting run goes before runs that only try' -r -f
 complete -c runonce -l slots -d 'Allow up to N instances of this job at once (a semaphore)' -r -f
 complete -c runonce -s t -l timeout -d 'Hard wall-clock limit for the whole job; 0 means none' -r -f
 complete -c runonce -s s -l signal -d 'First signal sent on timeout, by name (TERM, SIGINT, hup) or number' -r -f
@@ -17,10 +17,10 @@ complete -c runonce -l log -d 'Where records go: syslog, stderr, json:PATH, none
 complete -c runonce -l syslog-facility -d 'Syslog facility' -r -f
 complete -c runonce -l syslog-socket -d 'Syslog socket' -r -F
 complete -c runonce -l state-dir -d 'Directory of per-job state [default: /var/lib/runonce for root, else $XDG_STATE_HOME/runonce]' -r -f -a "(__fish_complete_directories)"
-complete -c runonce -l metrics-dir -d 'Write a Prometheus textfile runonce_NAME.prom into DIR' -r -f -a "(__fish_complete_directories)"
+complete -c runonce -l metrics-dir -d 'Write a Prometheus textfile runonce_NAME.prom into DIR (for node_exporter), when the job starts and when the run ends' -r -f -a "(__fish_complete_directories)"
 complete -c runonce -l status -d 'Report the state of one job, or of all jobs' -r -f
 complete -c runonce -l jitter -d 'Sleep a random time in [0, DURATION) before taking the lock' -r -f
-complete -c runonce -l retries -d 'Rerun a failed attempt up to N times, holding the lock' -r -f
+complete -c runonce -l retries -d 'Rerun a failed attempt up to N times, holding the lock; a timeout only with --retry-on-timeout; a forwarded signal stops the retries' -r -f
 complete -c runonce -l retry-delay -d 'Pause before the first retry; doubles each time, +-20% jitter' -r -f
 complete -c runonce -l retry-max-delay -d 'Longest pause between retries' -r -f
 complete -c runonce -l max-failures -d 'Circuit breaker: after N consecutive failed runs, skip runs until --cooldown has passed since the last failure' -r -f
