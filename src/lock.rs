@@ -118,6 +118,11 @@ fn open_lock_file(path: &Path) -> Result<File, Unusable> {
     if !meta.is_file() {
         return Err(Unusable(format!("lock {}: not a regular file: refused", path.display())));
     }
+    // the XDG runtime dir spec lets a cleaner delete files there that are
+    // not sticky; a deleted lock file would let a second instance in
+    if meta.mode() & libc::S_ISVTX == 0 && meta.uid() == sys::geteuid() {
+        let _ = file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777 | 0o1000));
+    }
     Ok(file)
 }
 
