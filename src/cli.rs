@@ -1,6 +1,6 @@
 //! The command line as clap sees it.  Validation that needs more than one
 //! option at a time happens in `config.rs`; this file is also the source of
-//! the man page and the shell completions (`--generate`).
+//! the man page and the shell completions (`docs.rs`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -31,7 +31,8 @@ Example crontab line:
     long_about = None,
     after_help = AFTER_HELP,
     override_usage = "runonce [OPTIONS] [--] COMMAND [ARG]...\n       runonce --status [NAME] [--json]",
-    max_term_width = 100
+    max_term_width = 100,
+    args_override_self = true
 )]
 pub struct Cli {
     /// Job name: [A-Za-z0-9._-], 1-64 characters; names the lock, log tag,
@@ -56,7 +57,7 @@ pub struct Cli {
     pub busy_exit: u8,
 
     /// Wait for the lock, forever or up to DURATION (attached: --wait=5m,
-    /// -w5m), then skip
+    /// -w5m), then skip; a waiting run goes before runs that only try
     #[arg(short = 'w', long, value_name = "DURATION", num_args = 0..=1, require_equals = true,
           default_missing_value = "forever", value_parser = wait_value,
           help_heading = "When the job is already running")]
@@ -177,7 +178,8 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", env = "RUNONCE_STATE_DIR", help_heading = "Logging and state")]
     pub state_dir: Option<PathBuf>,
 
-    /// Write a Prometheus textfile runonce_NAME.prom into DIR
+    /// Write a Prometheus textfile runonce_NAME.prom into DIR (for
+    /// node_exporter), when the job starts and when the run ends
     #[arg(long, value_name = "DIR", help_heading = "Logging and state")]
     pub metrics_dir: Option<PathBuf>,
 
@@ -195,7 +197,8 @@ pub struct Cli {
           help_heading = "Cron ergonomics")]
     pub jitter: Option<Duration>,
 
-    /// Rerun a failed attempt up to N times, holding the lock
+    /// Rerun a failed attempt up to N times, holding the lock; a timeout
+    /// only with --retry-on-timeout; a forwarded signal stops the retries
     #[arg(allow_negative_numbers = true, long, value_name = "N", default_value = "0", value_parser = parse::count,
           help_heading = "Cron ergonomics")]
     pub retries: u32,
@@ -216,22 +219,18 @@ pub struct Cli {
 
     /// Circuit breaker: after N consecutive failed runs, skip runs until
     /// --cooldown has passed since the last failure
-    #[arg(long, value_name = "N", value_parser = parse::positive, requires = "cooldown",
+    #[arg(long, value_name = "N", value_parser = parse::positive,
           help_heading = "Cron ergonomics")]
     pub max_failures: Option<u32>,
 
     /// How long the circuit breaker stays open
     #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration,
-          requires = "max_failures", help_heading = "Cron ergonomics")]
+          help_heading = "Cron ergonomics")]
     pub cooldown: Option<Duration>,
-
-    /// Write the man page or a completion script to stdout
-    #[arg(long, value_name = "WHAT", hide = true, exclusive = true)]
-    pub generate: Option<Generate>,
 
     /// The command and its arguments
     #[arg(value_name = "COMMAND", trailing_var_arg = true,
-          num_args = 1.., required_unless_present_any = ["status", "generate"],
+          num_args = 1.., required_unless_present = "status",
           conflicts_with = "status")]
     pub command: Vec<OsString>,
 }
@@ -256,16 +255,6 @@ pub enum Contain {
     Auto,
     Cgroup,
     Pgroup,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Generate {
-    Man,
-    Bash,
-    Zsh,
-    Fish,
-    Elvish,
-    Powershell,
 }
 
 pub fn command() -> clap::Command {

@@ -57,6 +57,29 @@ impl Config {
                 "--retry-delay: invalid value '0': retries need a positive delay".into(),
             ));
         }
+        let breaker = match (cli.max_failures, cli.cooldown) {
+            (Some(n), Some(d)) if !d.is_zero() => Some((n, d)),
+            (Some(_), Some(_)) => {
+                return Err(UsageError(
+                    "--cooldown: invalid value '0': the circuit breaker needs a positive cooldown"
+                        .into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(UsageError(
+                    "--cooldown: needs --max-failures N (how many failed runs in a row open the \
+                     circuit breaker)"
+                        .into(),
+                ));
+            }
+            (Some(n), None) => {
+                return Err(UsageError(format!(
+                    "--max-failures {n}: needs --cooldown DURATION (how long to skip runs after \
+                     {n} failed runs in a row)"
+                )));
+            }
+            (None, None) => None,
+        };
         if cli.replace && cli.slots > 1 {
             return Err(UsageError(format!(
                 "--replace: cannot be used with --slots {}: which instance would it replace?",
@@ -114,7 +137,7 @@ impl Config {
             retry_delay: cli.retry_delay,
             retry_max_delay: cli.retry_max_delay,
             retry_on_timeout: cli.retry_on_timeout,
-            breaker: cli.max_failures.zip(cli.cooldown),
+            breaker,
         })
     }
 

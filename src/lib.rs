@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod docs;
 pub mod exit_code;
 pub mod limits;
 pub mod lock;
@@ -26,18 +27,19 @@ pub mod ui;
 use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
-use cli::{Cli, Generate};
+use cli::Cli;
 
 /// Everything runonce does; returns the exit status.
 pub fn entry() -> u8 {
     sys::hold_closed_stdio();
-    let cli = match Cli::try_parse_from(cli::attach_short_wait(std::env::args_os().collect())) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(request) = docs::request(&args) {
+        return generate(request);
+    }
+    let cli = match Cli::try_parse_from(cli::attach_short_wait(args)) {
         Ok(cli) => cli,
         Err(e) => return clap_error(&e),
     };
-    if let Some(what) = cli.generate {
-        return generate(what);
-    }
     if let Some(name) = cli.status.clone() {
         return status(&cli, name);
     }
@@ -81,8 +83,12 @@ fn context(e: &clap::Error, kind: ContextKind) -> Option<String> {
 }
 
 pub fn usage_message(e: &clap::Error) -> String {
-    let arg = context(e, ContextKind::InvalidArg)
-        .map(|a| a.split([' ', '=']).next().unwrap_or_default().to_string());
+    let arg = context(e, ContextKind::InvalidArg).map(|a| {
+        a.split(", ")
+            .map(|one| one.split([' ', '=']).next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
     let value = context(e, ContextKind::InvalidValue);
     let hint = "(see runonce --help)";
     match e.kind() {
@@ -103,6 +109,9 @@ pub fn usage_message(e: &clap::Error) -> String {
             "missing COMMAND: usage: runonce [OPTIONS] [--] COMMAND [ARG]... (see runonce --help)"
                 .into()
         }
+        ErrorKind::MissingRequiredArgument => {
+            format!("missing {}, which the options given require {hint}", arg.unwrap_or_default())
+        }
         _ => {
             let text = e.render().to_string();
             let first = text.lines().next().unwrap_or_default();
@@ -111,26 +120,21 @@ pub fn usage_message(e: &clap::Error) -> String {
     }
 }
 
-fn generate(what: Generate) -> u8 {
-    let mut out = Vec::new();
-    let mut cmd = cli::command();
-    let shell = match what {
-        Generate::Man => {
-            if clap_mangen::Man::new(cmd.clone()).render(&mut out).is_err() {
-                return exit_code::OWN_FAILURE;
+/// `--generate WHAT`: the man page or a completion script on stdout.
+fn generate(request: Result<docs::Generate, String>) -> u8 {
+    match request {
+        Ok(what) => {
+            if sys::write_all_fd(1, &docs::render(what)).is_ok() {
+                0
+            } else {
+                exit_code::OWN_FAILURE
             }
-            None
         }
-        Generate::Bash => Some(clap_complete::Shell::Bash),
-        Generate::Zsh => Some(clap_complete::Shell::Zsh),
-        Generate::Fish => Some(clap_complete::Shell::Fish),
-        Generate::Elvish => Some(clap_complete::Shell::Elvish),
-        Generate::Powershell => Some(clap_complete::Shell::PowerShell),
-    };
-    if let Some(shell) = shell {
-        clap_complete::generate(shell, &mut cmd, "runonce", &mut out);
+        Err(msg) => {
+            ui::warn(&msg);
+            exit_code::OWN_FAILURE
+        }
     }
-    if sys::write_all_fd(1, &out).is_ok() { 0 } else { exit_code::OWN_FAILURE }
 }
 
 fn status(cli: &Cli, name: String) -> u8 {

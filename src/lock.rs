@@ -119,6 +119,11 @@ fn open_lock_file(path: &Path) -> Result<File, Unusable> {
     if !meta.is_file() {
         return Err(Unusable(format!("lock {}: not a regular file: refused", path.display())));
     }
+    // the XDG runtime dir spec lets a cleaner delete files there that are
+    // not sticky; a deleted lock file would let a second instance in
+    if meta.mode() & libc::S_ISVTX == 0 && meta.uid() == sys::geteuid() {
+        let _ = file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777 | 0o1000));
+    }
     Ok(file)
 }
 
@@ -181,6 +186,44 @@ pub fn try_acquire(base: &Path, slots: u32) -> Result<Option<Lock>, Unusable> {
     Ok(None)
 }
 
+/// The waiters' queue of a job: `NAME.waiters` beside the slot-0 lock file.
+/// Every `--wait` run holds a shared flock on it while it waits.
+///
+/// Why: on unlock, Linux wakes the blocked flock() waiters and lets them race
+/// with whoever calls flock() next, so a waiter can lose, again and again, to
+/// runs that merely try the lock (a tight cron loop).  A run that finds the
+/// lock free but a waiter queued therefore yields (see `waiters_queued`):
+/// waiters come before newcomers.  Among themselves waiters still race, each
+/// with an equal chance at every release.  A dead waiter's flock vanishes
+/// with it, so the queue can never be left stale.
+pub fn queue_path(base: &Path) -> PathBuf {
+    let name = base.file_name().unwrap_or_default().to_string_lossy();
+    let stem = name.strip_suffix(".lock").unwrap_or(&name);
+    base.with_file_name(format!("{stem}.waiters"))
+}
+
+/// Opens the queue file (creating it for a waiter).  None if it cannot be
+/// used, or if another user owns it: a stranger's file must not be able to
+/// make every run of the job skip.
+fn open_queue(base: &Path, create: bool) -> Option<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(queue_path(base))
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.uid() == sys::geteuid()).then_some(file)
+}
+
+/// Whether a `--wait` run is queued for this job.
+pub fn waiters_queued(base: &Path) -> bool {
+    open_queue(base, false).is_some_and(|q| matches!(q.try_lock(), Err(TryLockError::WouldBlock)))
+}
+
 /// What a blocking wait for a lock ended with.
 pub enum Waited {
     Got(Lock),
@@ -202,6 +245,8 @@ pub fn wait_acquire(
     signals: &OwnedFd,
     orphan_deadline: Option<Instant>,
 ) -> Result<Waited, Unusable> {
+    // held until this function returns: the lock is then ours, or we gave up
+    let _queued = open_queue(base, true).filter(|q| q.lock_shared().is_ok());
     let (ready_r, ready_w) = sys::pipe().map_err(|e| Unusable(format!("pipe: {e}")))?;
     let ready_w = Arc::new(ready_w);
     let done = Arc::new(AtomicBool::new(false));
@@ -247,11 +292,13 @@ pub fn wait_acquire(
         {
             return got.map(Waited::Got);
         }
-        if fds[1].revents != 0
-            && let Some((sig, _)) = sys::read_signal(signals)
-        {
-            done.store(true, Ordering::SeqCst);
-            return Ok(Waited::Signal(sig));
+        if fds[1].revents != 0 {
+            while let Some(got) = sys::read_signal(signals) {
+                if got.signo != libc::SIGCHLD {
+                    done.store(true, Ordering::SeqCst);
+                    return Ok(Waited::Signal(got.signo));
+                }
+            }
         }
     }
 }
@@ -482,7 +529,16 @@ mod tests {
         let b = try_acquire(&base, 2).unwrap().unwrap();
         assert_eq!(b.slot, 1);
         drop(a);
-        assert!(try_acquire(&base, 1).unwrap().is_some());
+        // another test thread forking at this moment holds a copy of the fd
+        // until its child execs: allow for that window
+        let free = (0..200).any(|_| {
+            let got = try_acquire(&base, 1).unwrap().is_some();
+            if !got {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            got
+        });
+        assert!(free);
     }
 
     #[test]

@@ -25,11 +25,21 @@ pub struct Logger {
     socket: PathBuf,
     syslog: Syslog,
     warned: Vec<String>,
+    /// Attempt records held back from stderr until the run's outcome is
+    /// known: a run that succeeds on a retry must not cause cron mail.
+    held_attempts: Vec<String>,
 }
 
 impl Logger {
     pub fn new(targets: Vec<LogTarget>, facility: syslog::Facility, socket: PathBuf) -> Logger {
-        Logger { targets, facility, socket, syslog: Syslog::NotTried, warned: Vec::new() }
+        Logger {
+            targets,
+            facility,
+            socket,
+            syslog: Syslog::NotTried,
+            warned: Vec::new(),
+            held_attempts: Vec::new(),
+        }
     }
 
     pub fn emit(&mut self, rec: &Record) {
@@ -76,13 +86,16 @@ impl Logger {
                 pid: std::process::id(),
             };
             self.syslog = match syslog::unix_custom(formatter, &self.socket) {
-                Ok(conn) => Syslog::Connected(conn),
+                Ok(conn) => {
+                    bound_sends(&conn.backend);
+                    Syslog::Connected(conn)
+                }
                 Err(_) => Syslog::Unreachable,
             };
         }
         let words = rec.to_words();
         let sent = match &mut self.syslog {
-            Syslog::Connected(conn) => match severity(rec) {
+            Syslog::Connected(conn) => match severity(rec.outcome) {
                 Severity::Info => conn.info(&words),
                 Severity::Warning => conn.warning(&words),
                 Severity::Err => conn.err(&words),
@@ -94,16 +107,45 @@ impl Logger {
             return;
         }
         self.syslog = Syslog::Unreachable;
-        // cron mails stderr: only runs that went wrong may speak there
-        let speaks = rec.event != Event::Start && rec.outcome.is_some_and(|o| !o.is_quiet());
-        if speaks {
-            self.warn_once(format!(
-                "syslog unreachable at {}: records of failed runs go to stderr",
-                self.socket.display()
-            ));
-            ui::warn(&words);
+        if !self.targets.contains(&LogTarget::Stderr) {
+            self.fall_back_to_stderr(rec, words);
         }
     }
+
+    /// Syslog is unreachable.  cron mails stderr: only runs that went wrong
+    /// may speak there (with their failed attempts, if they were retried).
+    fn fall_back_to_stderr(&mut self, rec: &Record, words: String) {
+        let failed = rec.outcome.is_some_and(|o| !o.is_quiet());
+        match rec.event {
+            Event::Start => {}
+            Event::Attempt => self.held_attempts.push(words),
+            Event::Finish if failed => {
+                self.warn_once(format!(
+                    "syslog unreachable at {}: records of failed runs go to stderr",
+                    self.socket.display()
+                ));
+                for attempt in std::mem::take(&mut self.held_attempts) {
+                    ui::warn(&attempt);
+                }
+                ui::warn(&words);
+            }
+            Event::Finish => self.held_attempts.clear(),
+        }
+    }
+}
+
+/// How long a record may wait for a syslog daemon that does not read its
+/// socket: a stuck daemon must not keep the job's lock held forever.
+const SYSLOG_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn bound_sends(backend: &syslog::LoggerBackend) {
+    let _ = match backend {
+        syslog::LoggerBackend::Unix(sock) => sock.set_write_timeout(Some(SYSLOG_SEND_TIMEOUT)),
+        syslog::LoggerBackend::UnixStream(w) => {
+            w.get_ref().set_write_timeout(Some(SYSLOG_SEND_TIMEOUT))
+        }
+        _ => Ok(()),
+    };
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -113,10 +155,32 @@ enum Severity {
     Err,
 }
 
-fn severity(rec: &Record) -> Severity {
-    match rec.outcome {
+fn severity(outcome: Option<Outcome>) -> Severity {
+    match outcome {
         None | Some(Outcome::Ok | Outcome::Skipped | Outcome::Cooldown) => Severity::Info,
         Some(Outcome::Failed) => Severity::Warning,
         Some(_) => Severity::Err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities() {
+        for (o, want) in [
+            (Outcome::Ok, Severity::Info),
+            (Outcome::Skipped, Severity::Info),
+            (Outcome::Cooldown, Severity::Info),
+            (Outcome::Failed, Severity::Warning),
+            (Outcome::Timeout, Severity::Err),
+            (Outcome::Idle, Severity::Err),
+            (Outcome::Signaled, Severity::Err),
+            (Outcome::Error, Severity::Err),
+        ] {
+            assert_eq!(severity(Some(o)), want, "{o:?}");
+        }
+        assert_eq!(severity(None), Severity::Info, "start records");
     }
 }

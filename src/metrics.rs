@@ -23,7 +23,9 @@ fn label(value: &str) -> String {
     value.replace('\\', r"\\").replace('"', "\\\"").replace('\n', r"\n")
 }
 
-pub fn render(state: &JobState, running: bool) -> String {
+/// The textfile for one job.  `running` is the number of its instances
+/// running now, read from the locks (the state cannot know it).
+pub fn render(state: &JobState, running: u32) -> String {
     let job = label(&state.name);
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: f64| {
@@ -31,7 +33,11 @@ pub fn render(state: &JobState, running: bool) -> String {
         let _ = writeln!(out, "# TYPE {name} gauge");
         let _ = writeln!(out, "{name}{{job=\"{job}\"}} {value}");
     };
-    gauge("runonce_running", "1 while an instance of the job runs.", f64::from(u8::from(running)));
+    gauge(
+        "runonce_running",
+        "Instances of the job running now (1 while it runs; up to --slots).",
+        f64::from(running),
+    );
     gauge(
         "runonce_last_start_timestamp_seconds",
         "Start of the last run, seconds since the epoch.",
@@ -46,6 +52,11 @@ pub fn render(state: &JobState, running: bool) -> String {
         "runonce_last_exit_code",
         "Exit status runonce returned for the last run.",
         state.last_exit.map_or(-1.0, f64::from),
+    );
+    gauge(
+        "runonce_last_end_timestamp_seconds",
+        "End of the last run, seconds since the epoch (0: never).",
+        state.last_end_unix.unwrap_or(0.0),
     );
     gauge(
         "runonce_last_success_timestamp_seconds",
@@ -76,7 +87,7 @@ pub fn render(state: &JobState, running: bool) -> String {
     out
 }
 
-pub fn write(dir: &Path, state: &JobState, running: bool) -> std::io::Result<()> {
+pub fn write(dir: &Path, state: &JobState, running: u32) -> std::io::Result<()> {
     if !dir.is_dir() {
         std::fs::create_dir_all(dir)?;
     }
@@ -92,7 +103,7 @@ mod tests {
     fn every_sample_has_help_and_type() {
         let mut s = JobState { name: "j".into(), ..Default::default() };
         s.outcomes.insert("ok".into(), 3);
-        let text = render(&s, true);
+        let text = render(&s, 1);
         assert!(text.contains("runonce_runs_total{job=\"j\",outcome=\"ok\"} 3"));
         assert!(text.contains("runonce_running{job=\"j\"} 1"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {

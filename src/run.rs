@@ -61,6 +61,10 @@ struct Ctx<'a> {
     unapplied: Vec<String>,
     jitter: Option<Duration>,
     host: String,
+    /// The lock slot this run holds, once it holds one.
+    slot: Option<u32>,
+    /// Problems with the state or metrics dir already reported on stderr.
+    warned: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -100,33 +104,70 @@ impl Ctx<'_> {
     }
 
     /// Logs a finish record, folds it into the state and the metrics.
-    /// Returns the updated state (None if the state dir is unusable).
-    fn finish(&mut self, mut rec: Record, running: bool) -> Option<JobState> {
+    fn finish(&mut self, mut rec: Record) {
         if rec.duration_s.is_none() {
             rec.duration_s = Some(self.t0.elapsed().as_secs_f64());
         }
-        let skipped = matches!(rec.outcome, Some(Outcome::Skipped | Outcome::Cooldown));
-        let state = match self.store.update(&self.cfg.name, |s| s.apply(&rec)) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                ui::warn(&format!(
-                    "--state-dir {}: cannot update state: {e}",
-                    self.store.dir.display()
-                ));
-                None
+        let mut metrics_error = None;
+        let updated = self.store.update(
+            &self.cfg.name,
+            |s| s.apply(&rec),
+            |s| metrics_error = publish(self.cfg, self.slot, s).err(),
+        );
+        match updated {
+            Ok(s) if rec.outcome == Some(Outcome::Skipped) => {
+                rec.consecutive_skips = Some(s.consecutive_skips);
             }
-        };
-        if skipped {
-            rec.consecutive_skips = state.as_ref().map(|s| s.consecutive_skips);
+            Ok(_) => {}
+            Err(e) => self.warn_once(state_problem(&self.store, &e)),
         }
         self.logger.emit(&rec);
-        if let (Some(dir), Some(s)) = (&self.cfg.metrics_dir, &state)
-            && let Err(e) = metrics::write(dir, s, running)
-        {
-            ui::warn(&format!("--metrics-dir {}: cannot write: {e}", dir.display()));
+        if let Some(e) = metrics_error {
+            self.warn_once(e);
         }
-        state
     }
+
+    /// The job has started: the metrics say it runs, from now on.
+    fn publish_start(&mut self) {
+        if self.cfg.metrics_dir.is_none() {
+            return;
+        }
+        let result = self.store.lock().map(|_guard| {
+            let mut s = self.store.load(&self.cfg.name).unwrap_or_default();
+            s.name = self.cfg.name.clone();
+            publish(self.cfg, None, &s)
+        });
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.warn_once(e),
+            Err(e) => self.warn_once(state_problem(&self.store, &e)),
+        }
+    }
+
+    /// An unusable state or metrics dir never fails the job: said once.
+    fn warn_once(&mut self, msg: String) {
+        if !self.warned.contains(&msg) {
+            ui::warn(&msg);
+            self.warned.push(msg);
+        }
+    }
+}
+
+fn state_problem(store: &Store, e: &std::io::Error) -> String {
+    format!("--state-dir {}: cannot update state: {e}", store.dir.display())
+}
+
+/// Writes the metrics textfile, if asked for, with the number of instances
+/// running now (besides slot `mine`, whose job is over).
+fn publish(cfg: &Config, mine: Option<u32>, s: &JobState) -> Result<(), String> {
+    let Some(dir) = &cfg.metrics_dir else { return Ok(()) };
+    let live = crate::status::live(&cfg.lock_path, mine);
+    let mut s = s.clone();
+    // a run in progress is the last one started, though the state knows
+    // runs only once they end
+    s.last_start_unix = state::later(s.last_start_unix, live.newest_start);
+    metrics::write(dir, &s, live.count)
+        .map_err(|e| format!("--metrics-dir {}: cannot write: {e}", dir.display()))
 }
 
 fn hostname() -> String {
@@ -147,6 +188,8 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         unapplied: Vec::new(),
         jitter: None,
         host: hostname(),
+        slot: None,
+        warned: Vec::new(),
     };
     if let Err(e) = sys::become_subreaper() {
         ui::warn(&format!("cannot become a child subreaper ({e}): escaped processes may survive"));
@@ -170,6 +213,7 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    ctx.slot = Some(lock.slot);
     let status = run_locked(&mut ctx, &lock, signals);
     if cfg.keep_orphans {
         lock.release_shared();
@@ -183,7 +227,7 @@ fn own_failure(ctx: &mut Ctx, msg: &str) -> u8 {
     let mut rec = ctx.record(Event::Finish, Some(Outcome::Error));
     rec.exit = Some(exit_code::OWN_FAILURE);
     rec.message = Some(msg.to_string());
-    ctx.finish(rec, false);
+    ctx.finish(rec);
     exit_code::OWN_FAILURE
 }
 
@@ -195,7 +239,7 @@ fn interrupted(ctx: &mut Ctx, sig: i32) -> u8 {
     rec.exit = Some(code);
     rec.message =
         Some(format!("interrupted by SIG{} before the job started", parse::signal_name(sig)));
-    ctx.finish(rec, false);
+    ctx.finish(rec);
     code
 }
 
@@ -221,9 +265,9 @@ fn sleep_interruptible(signals: &OwnedFd, d: Duration) -> Option<i32> {
         let mut fds = [sys::pollfd(std::os::fd::AsRawFd::as_raw_fd(signals), libc::POLLIN)];
         let _ = sys::poll(&mut fds, left);
         if fds[0].revents != 0 {
-            while let Some((sig, _)) = sys::read_signal(signals) {
-                if sig != libc::SIGCHLD {
-                    return Some(sig);
+            while let Some(got) = sys::read_signal(signals) {
+                if got.signo != libc::SIGCHLD {
+                    return Some(got.signo);
                 }
             }
         }
@@ -249,7 +293,7 @@ fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
         s.consecutive_failures,
         cooldown.as_secs_f64() - since
     ));
-    ctx.finish(rec, false);
+    ctx.finish(rec);
     Some(ctx.cfg.busy_exit)
 }
 
@@ -262,27 +306,39 @@ fn take_lock(ctx: &mut Ctx, signals: &OwnedFd) -> Result<Lock, u8> {
         Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
     };
     loop {
-        match lock::try_acquire(&cfg.lock_path, cfg.slots) {
-            Ok(Some(l)) => return Ok(l),
-            Ok(None) => {}
+        let got = match lock::try_acquire(&cfg.lock_path, cfg.slots) {
+            Ok(got) => got,
             Err(e) => return Err(own_failure(ctx, &e.to_string())),
-        }
-        let holder = Holder::read(&cfg.lock_path);
-        if cfg.replace {
-            return replace(ctx, signals, holder);
-        }
-        let orphan_deadline = holder.as_ref().filter(|h| h.orphaned()).and_then(Holder::deadline);
-        if orphan_deadline.is_some_and(|d| d <= Instant::now()) {
-            let h = holder.unwrap_or_default();
-            terminate_holder(ctx, signals, &h, "its recorded deadline passed")?;
-            continue;
-        }
+        };
+        // a free lock goes to a queued waiter first (lock::queue_path says
+        // why); --replace takes it regardless
+        let (holder, orphan_deadline) = match got {
+            Some(l) if cfg.replace || !lock::waiters_queued(&cfg.lock_path) => return Ok(l),
+            Some(_yielded) => (None, None),
+            None => {
+                let holder = Holder::read(&cfg.lock_path);
+                if cfg.replace {
+                    return replace(ctx, signals, holder);
+                }
+                let orphan_deadline =
+                    holder.as_ref().filter(|h| h.orphaned()).and_then(Holder::deadline);
+                if orphan_deadline.is_some_and(|d| d <= Instant::now()) {
+                    let h = holder.unwrap_or_default();
+                    terminate_holder(ctx, signals, &h, "its recorded deadline passed")?;
+                    continue;
+                }
+                (holder, orphan_deadline)
+            }
+        };
         let Some(until) = wait_until else {
-            return Err(skip(ctx, holder.as_ref()));
+            let note = holder.is_none().then_some("another run of the job is waiting for the lock");
+            return Err(skip(ctx, holder.as_ref(), note));
         };
         match lock::wait_acquire(&cfg.lock_path, cfg.slots, until, signals, orphan_deadline) {
             Ok(Waited::Got(l)) => return Ok(l),
-            Ok(Waited::TimedOut) => return Err(skip(ctx, Holder::read(&cfg.lock_path).as_ref())),
+            Ok(Waited::TimedOut) => {
+                return Err(skip(ctx, Holder::read(&cfg.lock_path).as_ref(), None));
+            }
             Ok(Waited::Signal(sig)) => return Err(interrupted(ctx, sig)),
             Ok(Waited::OrphanDeadline) => continue,
             Err(e) => return Err(own_failure(ctx, &e.to_string())),
@@ -291,9 +347,10 @@ fn take_lock(ctx: &mut Ctx, signals: &OwnedFd) -> Result<Lock, u8> {
 }
 
 /// The job is busy: silent skip with a record naming the holder.
-fn skip(ctx: &mut Ctx, holder: Option<&Holder>) -> u8 {
+fn skip(ctx: &mut Ctx, holder: Option<&Holder>, note: Option<&str>) -> u8 {
     let mut rec = ctx.record(Event::Finish, Some(Outcome::Skipped));
     rec.exit = Some(ctx.cfg.busy_exit);
+    rec.message = note.map(String::from);
     if let Some(h) = holder {
         rec.holder_pid = h.shown_pid();
         rec.holder_age_s = Some((h.age_secs() * 1000.0).round() / 1000.0);
@@ -301,7 +358,7 @@ fn skip(ctx: &mut Ctx, holder: Option<&Holder>) -> u8 {
             rec.message = Some("the holder's runonce is gone; its job still runs".into());
         }
     }
-    ctx.finish(rec, true);
+    ctx.finish(rec);
     ctx.cfg.busy_exit
 }
 
@@ -395,6 +452,9 @@ fn terminate_holder(
 /// Everything that happens while the lock is held.
 fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
     let cfg = ctx.cfg;
+    // records of the run start when the run does, not when runonce began waiting
+    ctx.started = record::now_rfc3339();
+    ctx.t0 = Instant::now();
     let plan = limits::plan(&cfg.limits);
     ctx.unapplied = plan.unapplied.clone();
     for problem in &plan.unapplied {
@@ -417,7 +477,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
         uid: sys::geteuid(),
         cgroups: Vec::new(),
     };
-    let attempts = cfg.retries + 1;
+    let attempts = cfg.retries.saturating_add(1);
     let mut held_all: Vec<Held> = Vec::new();
     let mut attempt = 1;
     loop {
@@ -465,6 +525,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
                 rec.job_pid = Some(pid);
                 rec.slot = (cfg.slots > 1).then_some(lock.slot);
                 ctx.logger.emit(&rec);
+                ctx.publish_start();
             }
         };
         let ended = supervise::run(&job, &signals.fd, &mut on_start);
@@ -631,10 +692,14 @@ fn round3(x: f64) -> f64 {
 }
 
 /// The finish record, and the held output if the run did not succeed.
-fn conclude(ctx: &mut Ctx, rec: Record, held: Vec<Held>) -> u8 {
+fn conclude(ctx: &mut Ctx, mut rec: Record, held: Vec<Held>) -> u8 {
+    if rec.attempts.is_some() {
+        // the attempt records have each attempt's; this is the whole run's
+        rec.duration_s = Some(ctx.t0.elapsed().as_secs_f64());
+    }
     let exit = rec.exit.unwrap_or(exit_code::OWN_FAILURE);
     let failed = rec.outcome != Some(Outcome::Ok);
-    ctx.finish(rec, false);
+    ctx.finish(rec);
     if failed {
         for h in held {
             h.replay();

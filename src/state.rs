@@ -48,7 +48,10 @@ pub struct JobState {
     pub timeouts: u64,
     pub skips: u64,
     pub consecutive_failures: u64,
+    /// Busy skips in a row (a cooldown neither counts nor resets them).
     pub consecutive_skips: u64,
+    /// Runs skipped by the circuit breaker.
+    pub cooldowns: u64,
     /// Finish records by outcome, for `runonce_runs_total{outcome=…}`.
     pub outcomes: BTreeMap<String, u64>,
 }
@@ -60,6 +63,20 @@ pub fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The later of two optional times.
+pub fn later(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        _ => a.or(b),
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 time as records write it.
+pub fn rfc3339_unix(text: &str) -> Option<f64> {
+    let t = humantime::parse_rfc3339(text).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
+}
+
 impl JobState {
     /// Folds a finish record into the state.
     pub fn apply(&mut self, rec: &Record) {
@@ -67,16 +84,20 @@ impl JobState {
         *self.outcomes.entry(outcome.as_str().to_string()).or_default() += 1;
         let now = unix_now();
         match outcome {
-            Outcome::Skipped | Outcome::Cooldown => {
+            Outcome::Skipped => {
                 self.skips += 1;
                 self.consecutive_skips += 1;
+                return;
+            }
+            Outcome::Cooldown => {
+                self.cooldowns += 1;
                 return;
             }
             _ => self.consecutive_skips = 0,
         }
         self.runs += 1;
         self.last_start = Some(rec.start.clone());
-        self.last_start_unix = rec.duration_s.map(|d| now - d);
+        self.last_start_unix = rfc3339_unix(&rec.start).or(rec.duration_s.map(|d| now - d));
         self.last_end_unix = Some(now);
         self.last_outcome = Some(outcome);
         self.last_exit = rec.exit;
@@ -133,19 +154,34 @@ impl Store {
         names
     }
 
-    /// Read-modify-write of a job's state under an exclusive lock on the
-    /// state directory.  Returns the new state.
-    pub fn update(&self, name: &str, change: impl FnOnce(&mut JobState)) -> io::Result<JobState> {
+    /// Creates the directory if needed and takes its lock: every writer of
+    /// the state and of the files derived from it holds it, so their
+    /// read-modify-write cycles never interleave.
+    pub fn lock(&self) -> io::Result<File> {
         if !self.dir.is_dir() {
             fs::DirBuilder::new().recursive(true).mode(0o755).create(&self.dir)?;
         }
         let guard = File::open(&self.dir)?;
         guard.lock()?;
+        Ok(guard)
+    }
+
+    /// Read-modify-write of a job's state under the directory's lock;
+    /// `publish` runs on the new state before the lock is released (the
+    /// metrics file, so that it never goes back to an older state).
+    pub fn update(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut JobState),
+        publish: impl FnOnce(&JobState),
+    ) -> io::Result<JobState> {
+        let _guard = self.lock()?;
         let mut state = self.load(name).unwrap_or_default();
         state.name = name.to_string();
         change(&mut state);
         let text = serde_json::to_vec_pretty(&state).map_err(io::Error::other)?;
         write_atomic(&self.path(name), &text)?;
+        publish(&state);
         Ok(state)
     }
 }
@@ -182,6 +218,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn later_of_two_times() {
+        assert_eq!(later(Some(1.0), Some(2.0)), Some(2.0));
+        assert_eq!(later(None, Some(2.0)), Some(2.0));
+        assert_eq!(later(Some(1.0), None), Some(1.0));
+        assert_eq!(later(None, None), None);
+        let t = rfc3339_unix("2026-01-01T00:00:00.500Z").unwrap();
+        assert!((t - 1_767_225_600.5).abs() < 1e-6, "{t}");
+    }
+
+    #[test]
     fn concurrent_updates_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(Store::new(dir.path().join("s")));
@@ -190,7 +236,7 @@ mod tests {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     for _ in 0..25 {
-                        store.update("j", |s| s.runs += 1).unwrap();
+                        store.update("j", |s| s.runs += 1, |_| {}).unwrap();
                     }
                 })
             })

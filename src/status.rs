@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::lock::{self, Holder};
-use crate::state::{JobState, Store};
+use crate::state::{self, JobState, Store};
 
 /// One running instance (one slot).
 #[derive(Serialize)]
@@ -79,6 +79,46 @@ fn running_slots(base: &Path) -> Vec<Running> {
         });
     }
     out
+}
+
+/// The instances of a job running now, as its locks tell.
+#[derive(Debug, Default, PartialEq)]
+pub struct Live {
+    pub count: u32,
+    /// Start of the newest of them, seconds since the epoch.
+    pub newest_start: Option<f64>,
+}
+
+/// The instances of a job running now, besides slot `except` (the
+/// caller's own).  An instance whose job has ended is no longer counted,
+/// even while its runonce still holds the lock to write the record: so
+/// whichever instance writes the metrics last, it writes the right number.
+pub fn live(base: &Path, except: Option<u32>) -> Live {
+    let mut live = Live::default();
+    for slot in 0.. {
+        let path = lock::slot_path(base, slot);
+        if !path.exists() {
+            break;
+        }
+        if Some(slot) == except || !lock::is_held(&path) {
+            continue;
+        }
+        let holder = Holder::read(&path);
+        let running = match &holder {
+            Some(h) => match h.job {
+                Some(job) => job.alive(),
+                None => h.runonce.is_some_and(|r| r.alive()), // still starting
+            },
+            None => true, // held, its record not written yet
+        };
+        if running {
+            live.count += 1;
+            if let Some(h) = holder {
+                live.newest_start = state::later(live.newest_start, Some(h.started_unix));
+            }
+        }
+    }
+    live
 }
 
 pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
@@ -163,4 +203,37 @@ pub fn json(jobs: &[JobStatus], single: bool) -> String {
         serde_json::to_string_pretty(jobs)
     };
     text.unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::procs::ProcId;
+
+    #[test]
+    fn live_counts_held_slots_whose_job_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("j.lock");
+        assert_eq!(live(&base, None), Live::default());
+        let me = ProcId::of(crate::sys::getpid());
+        let a = lock::try_acquire(&base, 2).unwrap().unwrap();
+        let b = lock::try_acquire(&base, 2).unwrap().unwrap();
+        let holder = |job: Option<ProcId>, started_unix: f64| Holder {
+            name: "j".into(),
+            runonce: me,
+            job,
+            started_unix,
+            ..Holder::default()
+        };
+        a.write_holder(&holder(me, 10.0));
+        b.write_holder(&holder(None, 20.0));
+        assert_eq!(live(&base, None), Live { count: 2, newest_start: Some(20.0) });
+        assert_eq!(live(&base, Some(1)).count, 1, "the caller's own slot is left out");
+        // a job that has ended no longer counts, though its lock is held
+        let gone = ProcId { pid: i32::MAX - 1, start: 1 };
+        b.write_holder(&holder(Some(gone), 20.0));
+        assert_eq!(live(&base, None), Live { count: 1, newest_start: Some(10.0) });
+        drop(a);
+        assert_eq!(live(&base, None).count, 0);
+    }
 }

@@ -431,10 +431,17 @@ impl Supervisor<'_> {
     }
 
     fn drain_signals(&mut self, signals: &OwnedFd) {
-        while let Some((sig, _)) = sys::read_signal(signals) {
-            if sig != libc::SIGCHLD {
-                self.forward(sig);
+        while let Some(got) = sys::read_signal(signals) {
+            if got.signo == libc::SIGCHLD {
+                continue;
             }
+            // with --foreground the job shares runonce's process group: the
+            // terminal's ^C already reached it, forwarding would double it
+            if self.job.foreground && got.code == libc::SI_KERNEL {
+                self.forwarded = Some(got.signo);
+                continue;
+            }
+            self.forward(got.signo);
         }
     }
 

@@ -81,8 +81,16 @@ pub fn signalfd(set: &SigSet) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// One pending signal from a signalfd: its number and sender's PID.
-pub fn read_signal(fd: &OwnedFd) -> Option<(i32, i32)> {
+/// A signal read from a signalfd.
+#[derive(Clone, Copy, Debug)]
+pub struct Received {
+    pub signo: i32,
+    /// SI_KERNEL when the kernel sent it, e.g. the terminal's ^C.
+    pub code: i32,
+}
+
+/// One pending signal from a signalfd.
+pub fn read_signal(fd: &OwnedFd) -> Option<Received> {
     let mut info = MaybeUninit::<libc::signalfd_siginfo>::zeroed();
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
     loop {
@@ -96,7 +104,7 @@ pub fn read_signal(fd: &OwnedFd) -> Option<(i32, i32)> {
         }
         // SAFETY: the kernel filled the whole struct.
         let info = unsafe { info.assume_init() };
-        return Some((info.ssi_signo as i32, info.ssi_pid as i32));
+        return Some(Received { signo: info.ssi_signo as i32, code: info.ssi_code });
     }
 }
 

@@ -5,3 +5,7 @@ mod util;
 
 mod cgroup;
 mod core;
+mod cron;
+mod docs;
+mod observe;
+mod tree;

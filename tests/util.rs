@@ -65,6 +65,43 @@ impl Env {
     }
 }
 
+/// A job that holds its lock until released: started by `Env::hold`.
+pub struct Holding {
+    pub child: std::process::Child,
+    pub release: PathBuf,
+}
+
+impl Holding {
+    /// Lets the job finish and returns runonce's exit code.
+    pub fn release(mut self) -> Option<i32> {
+        std::fs::write(&self.release, "").expect("release file");
+        self.child.wait().expect("wait runonce").code()
+    }
+}
+
+impl Env {
+    /// Runs job `name` (with `extra` options) that holds the lock until
+    /// released; returns once the job is running.
+    pub fn hold(&self, name: &str, extra: &[&str]) -> Holding {
+        let ready = self.path(&format!("{name}.ready"));
+        let release = self.path(&format!("{name}.release"));
+        let script = format!(
+            "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
+            ready.display(),
+            release.display()
+        );
+        let child = self
+            .cmd()
+            .args(["--name", name])
+            .args(extra)
+            .args(["--", "sh", "-c", &script])
+            .spawn()
+            .expect("start holder");
+        wait_file(&ready);
+        Holding { child, release }
+    }
+}
+
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }

@@ -1,0 +1,214 @@
+//! The job is every process it starts (issue 4): escaped descendants,
+//! leftovers, a SIGKILLed runonce, --replace, --keep-orphans, --idle-timeout.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// A shell snippet that writes its own PID to `path` atomically.
+fn register(path: &std::path::Path) -> String {
+    format!("echo $$ > {p}.tmp; mv {p}.tmp {p}", p = path.display())
+}
+
+/// Starts a job whose main starts a child that ignores TERM and a
+/// double-forked daemon that left the session; all wait for `release`.
+fn start_tree(env: &Env, extra: &[&str], main_exits: bool) -> (Child, [i32; 3]) {
+    let (m, c, d) = (env.path("main.pid"), env.path("child.pid"), env.path("daemon.pid"));
+    let release = env.path("release");
+    let wait = format!("while [ ! -e {} ]; do sleep 0.02; done", release.display());
+    let script = format!(
+        "{reg_m}; sh -c 'trap \"\" TERM; {reg_c}; {wait}' & \
+         setsid -f sh -c '{reg_d}; {wait}'; \
+         while [ ! -e {c} ] || [ ! -e {d} ]; do sleep 0.02; done; {tail}",
+        reg_m = register(&m),
+        reg_c = register(&c),
+        reg_d = register(&d),
+        c = c.display(),
+        d = d.display(),
+        tail = if main_exits { "exit 0".to_string() } else { wait.clone() },
+    );
+    let mut cmd = env.cmd();
+    cmd.args(extra).args(["--", "sh", "-c", &script]).stdout(Stdio::null());
+    let child = cmd.spawn().unwrap();
+    let pids = [read_pid(&m), read_pid(&c), read_pid(&d)];
+    (child, pids)
+}
+
+fn all_gone(pids: &[i32]) -> bool {
+    wait_until(Duration::from_secs(3), || pids.iter().all(|&p| !alive(p)))
+}
+
+#[test]
+fn timeout_reaches_processes_that_left_the_group() {
+    let env = Env::new();
+    let (mut child, pids) = start_tree(&env, &["--name", "esc", "-t", "1", "-k", "0.5"], false);
+    assert_eq!(child.wait().unwrap().code(), Some(124));
+    assert!(
+        all_gone(&pids),
+        "survivors: {:?}",
+        pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn leftovers_are_killed_when_main_exits() {
+    let env = Env::new();
+    let t = Instant::now();
+    let (mut child, pids) = start_tree(&env, &["--name", "left", "-k", "0.5"], true);
+    assert_eq!(child.wait().unwrap().code(), Some(0), "main's own status");
+    assert!(t.elapsed() < SLACK);
+    assert!(all_gone(&pids));
+    let r = &env.finishes("left")[0];
+    assert_eq!(r["outcome"], "ok");
+    // the TERM-ignoring child and the daemon, and maybe a `sleep` of theirs
+    assert!(r["leftovers"].as_u64().unwrap() >= 2, "{r}");
+    assert_eq!(r["sent"], serde_json::json!(["TERM", "KILL"]));
+}
+
+#[test]
+fn keep_orphans_leaves_them_and_frees_the_lock() {
+    let env = Env::new();
+    let (mut child, pids) = start_tree(&env, &["--name", "keep", "--keep-orphans"], true);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(alive(pids[1]) && alive(pids[2]), "the orphans live on");
+    let o = env.run(&["--name", "keep", "--", "true"]);
+    assert_eq!(code(&o), 0, "the orphans do not hold the lock");
+    assert!(alive(pids[1]), "the next run does not kill them");
+    std::fs::write(env.path("release"), "").unwrap();
+    assert!(all_gone(&pids));
+}
+
+#[test]
+fn sigkilled_runonce_keeps_the_lock_until_the_orphan_deadline() {
+    let env = Env::new();
+    let (mut child, pids) = start_tree(&env, &["--name", "orph", "-t", "2", "-k", "0.5"], false);
+    let t = Instant::now();
+    kill(child.id() as i32, libc::SIGKILL);
+    child.wait().unwrap();
+    assert!(alive(pids[0]) && alive(pids[1]), "the job outlives runonce");
+    let ran = env.path("ran");
+    let o = env.run(&["--name", "orph", "--", "touch", ran.to_str().unwrap()]);
+    assert_eq!(code(&o), 75, "no second instance while the orphan lives");
+    assert!(!ran.exists());
+    let status = std::process::Command::new(BIN)
+        .args(["--status", "orph", "--lock-dir"])
+        .arg(&env.lock_dir)
+        .arg("--state-dir")
+        .arg(&env.state_dir)
+        .output()
+        .unwrap();
+    assert!(stdout(&status).contains("orphaned"), "{}", stdout(&status));
+    // after the orphan's recorded deadline, the next run kills its tree and runs
+    assert!(wait_until(SLACK, || t.elapsed() > Duration::from_millis(2100)));
+    let o = env.run(&["--name", "orph", "-k", "0.5", "--", "touch", ran.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(ran.exists());
+    // the daemon closed nothing, so it held the lock too: all of them are gone
+    assert!(!alive(pids[0]) && !alive(pids[1]) && !alive(pids[2]));
+}
+
+#[test]
+fn replace_kills_a_live_instance_and_runs() {
+    let env = Env::new();
+    let (mut old, pids) = start_tree(&env, &["--name", "rep", "-k", "30"], false);
+    let ran = env.path("ran");
+    let t = Instant::now();
+    let o =
+        env.run(&["--name", "rep", "--replace", "-k", "0.5", "--", "touch", ran.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(ran.exists());
+    assert!(pids.iter().all(|&p| !alive(p)), "old processes alive after --replace");
+    assert!(t.elapsed() < SLACK);
+    assert!(old.wait().unwrap().code().is_some(), "the old runonce exits");
+}
+
+#[test]
+fn replace_refuses_another_users_instance() {
+    let env = Env::new();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // a shared lock file both users can open; the holder runs as nobody
+    let shared = env.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let lock = shared.join("job.lock");
+    std::fs::write(&lock, "").unwrap();
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let ready = shared.join("ready");
+    let as_user = |uid: &str, args: &[&str]| {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid", uid, "--regid", uid, "--clear-groups", "--"]).arg(BIN);
+        c.arg("--lock").arg(&lock).args(["--log", "none", "--state-dir"]).arg(shared.join(uid));
+        c.args(args);
+        c
+    };
+    let script = format!("touch {}; exec sleep 30", ready.display());
+    let mut holder = as_user("65534", &["--", "sh", "-c", &script]).spawn().unwrap();
+    wait_file(&ready);
+    let o = as_user("1", &["--replace", "--", "true"]).output().unwrap();
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(stderr(&o).contains("uid 65534"), "{}", stderr(&o));
+    assert!(holder.try_wait().unwrap().is_none(), "nothing was killed");
+    kill(holder.id() as i32, libc::SIGTERM);
+    holder.wait().unwrap();
+}
+
+#[test]
+fn idle_timeout_kills_a_silent_job_and_passes_output_through() {
+    let env = Env::new();
+    let t = Instant::now();
+    let o = env.run(&[
+        "--name",
+        "idle",
+        "--idle-timeout",
+        "0.5",
+        "-k",
+        "0.5",
+        "--",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; exec sleep 30",
+    ]);
+    assert_eq!(code(&o), 124);
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(stdout(&o), "one\n");
+    assert_eq!(stderr(&o), "two\n");
+    assert_eq!(env.finishes("idle")[0]["outcome"], "idle");
+    // output resets the idle clock
+    let o = env.run(&[
+        "--idle-timeout",
+        "0.6",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6; do echo $i; sleep 0.2; done",
+    ]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(stdout(&o), "1\n2\n3\n4\n5\n6\n");
+}
+
+#[test]
+fn quiet_shows_output_only_on_failure() {
+    let env = Env::new();
+    let o = env.run(&["--quiet", "--", "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!(code(&o), 0);
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    let o = env.run(&["--quiet", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(code(&o), 3);
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+}
+
+#[test]
+fn quiet_does_not_hang_on_an_escaped_pipe_holder() {
+    // chronic's trap: a daemon keeps the pipes open; runonce must not wait for it
+    let env = Env::new();
+    let pid = env.path("d.pid");
+    let script = format!("setsid -f sh -c '{}; exec sleep 30'; exit 3", register(&pid));
+    let t = Instant::now();
+    let o = env.run(&["--quiet", "--keep-orphans", "--", "sh", "-c", &script]);
+    assert_eq!(code(&o), 3);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    kill(read_pid(&pid), libc::SIGKILL);
+}
