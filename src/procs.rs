@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
 use crate::sys;
@@ -27,7 +28,18 @@ pub struct Stat {
 
 /// Reads /proc/PID/stat; None if the process is gone.
 pub fn stat(pid: i32) -> Option<Stat> {
-    let text = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // one read into a buffer that holds any stat line (52 numbers and a
+    // name of at most 64 bytes): fs::read would stat the file and probe with
+    // growing reads, three times the system calls, once per process on the
+    // machine in every walk over /proc
+    let mut buf = [0u8; 2048];
+    let mut file = fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let n = file.read(&mut buf).ok()?;
+    if n < buf.len() {
+        return parse_stat(&buf[..n]);
+    }
+    let mut text = buf.to_vec();
+    file.read_to_end(&mut text).ok()?;
     parse_stat(&text)
 }
 
@@ -64,13 +76,24 @@ impl ProcId {
     /// Sends `sig` if this is still the same process.  The pidfd pins the
     /// process between the identity check and the signal.
     pub fn signal(&self, sig: i32) -> bool {
+        self.signal_each(&[sig])
+    }
+
+    /// Sends each of `sigs` in order through one pidfd; false if the
+    /// process is gone or any signal failed.
+    pub fn signal_each(&self, sigs: &[i32]) -> bool {
         let Ok(pidfd) = sys::pidfd_open(self.pid) else {
             return false;
         };
         if stat(self.pid).is_none_or(|s| s.start != self.start) {
             return false;
         }
-        sys::pidfd_send_signal(&pidfd, sig).is_ok()
+        // every signal is sent, even after one failed
+        let mut ok = true;
+        for &sig in sigs {
+            ok &= sys::pidfd_send_signal(&pidfd, sig).is_ok();
+        }
+        ok
     }
 }
 

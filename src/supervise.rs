@@ -289,6 +289,11 @@ impl Supervisor<'_> {
         if self.job.keep_orphans && self.stopped_by.is_none() {
             return;
         }
+        // runonce is a subreaper: with no child left there is no descendant
+        // either, and the usual run skips a walk over every process in /proc
+        if !sys::has_children() {
+            return;
+        }
         let left = procs::descendants(sys::getpid());
         if left.is_empty() {
             return;
@@ -297,8 +302,10 @@ impl Supervisor<'_> {
             self.leftovers = left.len() as u32;
         }
         if !self.killing {
-            self.send(self.job.signal);
-            self.send(libc::SIGCONT);
+            // the main process is reaped, so there is no group to signal
+            // first: the walk just made is the one to use
+            self.record_sent(&[self.job.signal, libc::SIGCONT]);
+            self.signal_job(&[self.job.signal, libc::SIGCONT], Some(&left));
             let at = Instant::now() + self.job.kill_after;
             self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
         }
@@ -328,9 +335,8 @@ impl Supervisor<'_> {
             self.send(libc::SIGKILL);
             return;
         }
-        self.send(self.job.signal);
         // a stopped job must be able to act on the signal
-        self.send(libc::SIGCONT);
+        self.send_all(&[self.job.signal, libc::SIGCONT]);
         self.kill_at = Some(now.checked_add(self.job.kill_after).unwrap_or(now));
     }
 
@@ -339,15 +345,33 @@ impl Supervisor<'_> {
     /// then each descendant outside the group, identified by PID and start
     /// time through a pidfd; and the job's cgroup.
     fn send(&mut self, sig: i32) {
-        if sig != libc::SIGCONT && !self.sent.contains(&sig) {
-            self.sent.push(sig);
-        }
-        self.signal_job(sig);
+        self.send_all(&[sig]);
     }
 
-    fn signal_job(&self, sig: i32) {
+    /// Sends each of `sigs`, in order, to every process of the job, with
+    /// one walk over /proc for all of them: a walk costs a read per process
+    /// on the machine, and a big tree makes each one slow.
+    fn send_all(&mut self, sigs: &[i32]) {
+        self.record_sent(sigs);
+        self.signal_job(sigs, None);
+    }
+
+    fn record_sent(&mut self, sigs: &[i32]) {
+        for &sig in sigs {
+            if sig != libc::SIGCONT && !self.sent.contains(&sig) {
+                self.sent.push(sig);
+            }
+        }
+    }
+
+    /// `members`: the descendants if just looked up, else they are looked
+    /// up after the process group is signalled (so that a process leaving
+    /// the group meanwhile is found outside it).
+    fn signal_job(&self, sigs: &[i32], members: Option<&[procs::Member]>) {
         let group = if self.main_status.is_none() && !self.job.foreground {
-            let _ = sys::kill(-self.main, sig);
+            for &sig in sigs {
+                let _ = sys::kill(-self.main, sig);
+            }
             Some(self.main)
         } else {
             None
@@ -356,7 +380,7 @@ impl Supervisor<'_> {
         // (slow with thousands of zombies) for processes that left the
         // cgroup can wait until it has emptied
         if let Some(cg) = self.job.cgroup
-            && sig == libc::SIGKILL
+            && sigs.contains(&libc::SIGKILL)
             && cg.kill()
             && cg.populated()
         {
@@ -366,11 +390,19 @@ impl Supervisor<'_> {
             && self.job.foreground
             && let Some(id) = self.main_id
         {
-            id.signal(sig);
+            id.signal_each(sigs);
         }
-        for p in procs::descendants(sys::getpid()) {
+        let walked;
+        let members = match members {
+            Some(m) => m,
+            None => {
+                walked = procs::descendants(sys::getpid());
+                &walked
+            }
+        };
+        for p in members {
             if group != Some(p.pgrp) {
-                p.id.signal(sig);
+                p.id.signal_each(sigs);
             }
         }
     }
@@ -378,7 +410,7 @@ impl Supervisor<'_> {
     /// Forwards a signal runonce received to every process of the job.
     fn forward(&mut self, sig: i32) {
         self.forwarded = Some(sig);
-        self.signal_job(sig);
+        self.signal_job(&[sig], None);
     }
 
     /// Waits for a signal, the pipes, or the next deadline (or `until`).

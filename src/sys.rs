@@ -221,6 +221,32 @@ pub fn reap_any() -> io::Result<Option<Reaped>> {
     }
 }
 
+/// Whether this process has any child, running or a zombie.
+pub fn has_children() -> bool {
+    loop {
+        // SAFETY: all-zero is a valid siginfo_t (a plain C struct).
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid out-pointer; WNOWAIT leaves any zombie unreaped.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return true;
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::ECHILD) => return false,
+            // cannot tell: the caller then looks, as it would have anyway
+            _ => return true,
+        }
+    }
+}
+
 /// Resource use of all reaped descendants (RUSAGE_CHILDREN).
 pub fn children_rusage() -> libc::rusage {
     let mut ru = MaybeUninit::<libc::rusage>::zeroed();
