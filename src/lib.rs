@@ -83,9 +83,11 @@ fn context(e: &clap::Error, kind: ContextKind) -> Option<String> {
 }
 
 pub fn usage_message(e: &clap::Error) -> String {
+    // clap names the option with its value: `--timeout <DURATION>`,
+    // `--name=<NAME>`, `--wait[=<DURATION>]`; keep the option alone
     let arg = context(e, ContextKind::InvalidArg).map(|a| {
         a.split(", ")
-            .map(|one| one.split([' ', '=']).next().unwrap_or_default())
+            .map(|one| one.split([' ', '=', '[']).next().unwrap_or_default())
             .collect::<Vec<_>>()
             .join(", ")
     });
