@@ -8,4 +8,6 @@ mod core;
 mod cron;
 mod docs;
 mod observe;
+mod props;
+mod stress;
 mod tree;
