@@ -23,8 +23,14 @@ use crate::util::{Env, code, stderr};
 /// Cases per property: PROPTEST_CASES for a long run, else `short`.
 fn config(short: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(short);
-    // failures are reported with their minimal input; no files in the tree
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    // failures are reported with their minimal input; no files in the tree.
+    // A tenth of the random bad values turn out valid and are set aside.
+    ProptestConfig {
+        cases,
+        max_global_rejects: cases.max(1024),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// Text that looks like what people type: digits, dots, units, signs,
