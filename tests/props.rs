@@ -209,7 +209,7 @@ proptest! {
     fn lock_file_records_round_trip(pid in 1i32.., start in any::<u64>(), job in any::<bool>(),
                                     started in 0.0f64..1e10, deadline in any::<u64>(),
                                     uid in any::<u32>(), name in "[A-Za-z0-9._-]{1,64}",
-                                    cgroup in proptest::option::of("/[a-z0-9/._-]{1,40}")) {
+                                    cgroups in prop::collection::vec("/[a-z0-9/._-]{1,40}", 0..4)) {
         let h = Holder {
             name,
             runonce: Some(ProcId { pid, start }),
@@ -217,7 +217,7 @@ proptest! {
             started_unix: (started * 1000.0).round() / 1000.0,
             deadline_mono_ns: deadline,
             uid,
-            cgroup,
+            cgroups,
         };
         prop_assert_eq!(Holder::parse(&h.to_text()), Some(h));
     }

@@ -226,8 +226,8 @@ fn five_hundred_launches_with_random_kills() {
         if let Ok(meta) = fs::metadata(&lock_path) {
             assert_eq!(*lock_inode.get_or_insert(meta.ino()), meta.ino(), "lock file replaced");
             assert!(lock_record_ok(&lock_path), "lock file torn");
-            if let Some(cg) = Holder::read(&lock_path).and_then(|h| h.cgroup) {
-                cgroups_seen.insert(cg);
+            if let Some(h) = Holder::read(&lock_path) {
+                cgroups_seen.extend(h.cgroups);
             }
         }
         std::thread::sleep(Duration::from_millis(2));
