@@ -120,7 +120,7 @@ pub struct Cli {
 
     /// Maximum number of processes of the job: the pids cgroup controller
     /// where available, else RLIMIT_NPROC (per user)
-    #[arg(long, value_name = "N", value_parser = parse::nofile, help_heading = "Resource limits")]
+    #[arg(long, value_name = "N", value_parser = parse::nproc, help_heading = "Resource limits")]
     pub nproc: Option<u64>,
 
     /// Lower the CPU priority by N (nice value, -20..19)

@@ -36,8 +36,12 @@ pub fn entry() -> u8 {
     if let Some(request) = docs::request(&args) {
         return generate(request);
     }
-    let cli = match Cli::try_parse_from(cli::attach_short_wait(args)) {
+    let cli = match Cli::try_parse_from(cli::attach_short_wait(args.clone())) {
         Ok(cli) => cli,
+        Err(e) if e.kind() == ErrorKind::InvalidUtf8 => {
+            ui::warn(&invalid_utf8_message(&args));
+            return exit_code::OWN_FAILURE;
+        }
         Err(e) => return clap_error(&e),
     };
     if let Some(name) = cli.status.clone() {
@@ -72,6 +76,21 @@ fn clap_error(e: &clap::Error) -> u8 {
             exit_code::OWN_FAILURE
         }
     }
+}
+
+/// clap says only "invalid UTF-8"; name the option and show the value.
+fn invalid_utf8_message(args: &[std::ffi::OsString]) -> String {
+    let bad = args.iter().skip(1).position(|a| a.to_str().is_none()).map(|i| i + 1);
+    let Some(i) = bad else { return "an argument is not valid UTF-8".into() };
+    let shown = args[i].to_string_lossy();
+    let (option, value) = match shown.split_once('=') {
+        Some((opt, v)) if opt.starts_with("--") => (opt.to_string(), v.to_string()),
+        _ => match args[i - 1].to_str() {
+            Some(prev) if i > 1 && prev.starts_with('-') => (prev.to_string(), shown.to_string()),
+            _ => ("argument".to_string(), shown.to_string()),
+        },
+    };
+    format!("{option}: invalid value '{value}': not valid UTF-8")
 }
 
 fn context(e: &clap::Error, kind: ContextKind) -> Option<String> {

@@ -242,6 +242,15 @@ pub fn nofile(text: &str) -> Result<u64, String> {
     }
 }
 
+/// A process count for `--nproc`.
+pub fn nproc(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a number of processes".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
