@@ -489,6 +489,19 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
             Ok(c) => c,
             Err(code) => return code,
         };
+        if let Some(problem) = nproc_unenforced(cfg, cgroup.as_ref()) {
+            if !ctx.unapplied.contains(&problem) {
+                ui::warn(&format!("limit not applied: {problem}"));
+                ctx.unapplied.push(problem);
+            }
+            if cfg.strict_limits {
+                close_cgroup(cgroup, false);
+                return own_failure(
+                    ctx,
+                    "--strict-limits: a limit cannot be applied; the job was not started",
+                );
+            }
+        }
         holder.cgroups = cgroup.as_ref().map(Cgroup::paths).unwrap_or_default();
         lock.write_holder(&holder);
         let attempt_plan = attempt_plan(&plan, cgroup.as_ref());
@@ -603,6 +616,25 @@ fn contain(ctx: &mut Ctx, fs: &cgroup::Fs) -> Result<Option<Cgroup>, u8> {
             Ok(None)
         }
     }
+}
+
+/// `--nproc` with no pids cgroup to hold it falls back to RLIMIT_NPROC,
+/// which the kernel does not enforce on root (CAP_SYS_ADMIN or
+/// CAP_SYS_RESOURCE): then the limit is not applied, and that is said.
+fn nproc_unenforced(cfg: &Config, cgroup: Option<&Cgroup>) -> Option<String> {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    const CAP_SYS_ADMIN: u32 = 21;
+    let n = cfg.limits.nproc?;
+    if cgroup.is_some_and(Cgroup::limits_pids) {
+        return None;
+    }
+    let exempt = sys::has_capability(CAP_SYS_ADMIN) || sys::has_capability(CAP_SYS_RESOURCE);
+    exempt.then(|| {
+        format!(
+            "--nproc {n}: no pids cgroup here, and RLIMIT_NPROC does not bind a process \
+             with CAP_SYS_ADMIN or CAP_SYS_RESOURCE (root)"
+        )
+    })
 }
 
 /// `--nproc` is the pids controller's where it holds for the tree, and

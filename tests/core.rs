@@ -400,3 +400,20 @@ fn unusable_state_dir_never_fails_the_job() {
     assert_eq!(code(&o), 4);
     assert!(stderr(&o).contains("state"), "{}", stderr(&o));
 }
+
+#[test]
+fn nproc_without_a_pids_cgroup_is_reported_for_root() {
+    // the tests run as root, whom RLIMIT_NPROC does not bind
+    let env = Env::new();
+    let ran = env.path("ran");
+    let o =
+        env.run(&["--contain", "pgroup", "--nproc", "10", "--", "touch", ran.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    assert!(ran.exists());
+    assert!(stderr(&o).contains("--nproc 10"), "{}", stderr(&o));
+    std::fs::remove_file(&ran).unwrap();
+    let strict = ["--contain", "pgroup", "--strict-limits", "--nproc", "10", "--"];
+    let o = env.cmd().args(strict).args(["touch", ran.to_str().unwrap()]).output().unwrap();
+    assert_eq!(code(&o), 125);
+    assert!(!ran.exists());
+}
