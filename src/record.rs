@@ -56,6 +56,28 @@ pub enum Event {
     Finish,
 }
 
+/// The JSON keys cli.md section 6 names for every finish record: a
+/// contract with users' log pipelines (add keys freely, never rename these).
+pub const CONTRACT_KEYS: &[&str] = &[
+    "event",
+    "name",
+    "runonce_pid",
+    "job_pid",
+    "start",
+    "duration_s",
+    "outcome",
+    "exit",
+    "signal",
+    "sent",
+    "leftovers",
+    "cpu_user_s",
+    "cpu_sys_s",
+    "maxrss_kib",
+    "argv",
+    "contain",
+    "limits_unapplied",
+];
+
 /// One record.  `None` fields are left out of the JSON, except those the
 /// contract lists for every finish record, which are written as null.
 #[derive(Clone, Debug, Serialize)]
@@ -259,25 +281,7 @@ mod tests {
     #[test]
     fn json_keys() {
         let v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
-        for key in [
-            "event",
-            "name",
-            "runonce_pid",
-            "job_pid",
-            "start",
-            "duration_s",
-            "outcome",
-            "exit",
-            "signal",
-            "sent",
-            "leftovers",
-            "cpu_user_s",
-            "cpu_sys_s",
-            "maxrss_kib",
-            "argv",
-            "contain",
-            "limits_unapplied",
-        ] {
+        for &key in CONTRACT_KEYS {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(v["outcome"], "timeout");

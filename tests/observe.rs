@@ -28,25 +28,7 @@ fn state(env: &Env, name: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-const CONTRACT_KEYS: &[&str] = &[
-    "event",
-    "name",
-    "runonce_pid",
-    "job_pid",
-    "start",
-    "duration_s",
-    "outcome",
-    "exit",
-    "signal",
-    "sent",
-    "leftovers",
-    "cpu_user_s",
-    "cpu_sys_s",
-    "maxrss_kib",
-    "argv",
-    "contain",
-    "limits_unapplied",
-];
+use runonce::record::CONTRACT_KEYS;
 
 #[test]
 fn every_outcome_has_one_finish_record_with_the_contract_keys() {
