@@ -159,10 +159,6 @@ impl Lock {
     pub fn release_shared(&self) {
         sys::unlock(self.file.as_raw_fd());
     }
-
-    pub fn dev_ino(&self) -> (u64, u64) {
-        self.file.metadata().map(|m| (m.dev(), m.ino())).unwrap_or((0, 0))
-    }
 }
 
 /// Tries every slot once.  Ok(None) if all are busy.

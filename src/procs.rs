@@ -172,24 +172,6 @@ pub fn uid_of(pid: i32) -> Option<u32> {
     status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().next()?.parse().ok()
 }
 
-/// Seconds since boot at which a process with start time `start` began.
-pub fn start_secs_since_boot(start: u64) -> f64 {
-    start as f64 / sys::clock_ticks() as f64
-}
-
-/// Seconds since boot now.
-pub fn uptime_secs() -> f64 {
-    fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|t| t.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// How long the process has been running, in seconds.
-pub fn age_secs(id: ProcId) -> f64 {
-    (uptime_secs() - start_secs_since_boot(id.start)).max(0.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -352,13 +352,6 @@ pub fn getpid() -> i32 {
     std::process::id() as i32
 }
 
-/// Clock ticks per second, for /proc start times.
-pub fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as u64 } else { 100 }
-}
-
 /// Soft and hard limit of a resource.
 pub fn getrlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
