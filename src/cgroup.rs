@@ -105,17 +105,19 @@ impl Fs {
         Fs::parse(&mountinfo, &own, sys::geteuid() == 0)
     }
 
+    /// A layout with no hierarchy yet, making and removing cgroups with
+    /// `mkdir` and `rmdir` (the kernel's, or a test's fake).
+    fn empty(
+        root: bool,
+        mkdir: fn(&Path) -> io::Result<()>,
+        rmdir: fn(&Path) -> io::Result<()>,
+    ) -> Fs {
+        Fs { v2: None, memory: None, pids: None, freezer: None, root, mkdir, rmdir }
+    }
+
     /// Reads the layout from /proc/self/mountinfo and /proc/self/cgroup.
     pub fn parse(mountinfo: &str, own: &str, root: bool) -> Fs {
-        let mut fs = Fs {
-            v2: None,
-            memory: None,
-            pids: None,
-            freezer: None,
-            root,
-            mkdir: |p| fs::create_dir(p),
-            rmdir: |p| fs::remove_dir(p),
-        };
+        let mut fs = Fs::empty(root, |p| fs::create_dir(p), |p| fs::remove_dir(p));
         let mounts: Vec<Mount> = mountinfo.lines().filter_map(Mount::parse).collect();
         for kind in [Kind::V2, Kind::Memory, Kind::Pids, Kind::Freezer] {
             let Some(path) = own_path(own, kind) else { continue };
@@ -675,15 +677,7 @@ mod tests {
     /// with the control files the kernel would show, by the hierarchy named
     /// in the mount's `.kind` file; rmdir refuses a cgroup with members.
     fn fake(dir: &Path, v2: bool, v1: &[&str], root: bool) -> Fs {
-        let mut fs = Fs {
-            v2: None,
-            memory: None,
-            pids: None,
-            freezer: None,
-            root,
-            mkdir: fake_mkdir,
-            rmdir: fake_rmdir,
-        };
+        let mut fs = Fs::empty(root, fake_mkdir, fake_rmdir);
         let mut mount = |name: &str, kind: Kind| {
             let m = dir.join(name);
             fs::create_dir_all(m.join("cron")).unwrap();
