@@ -308,7 +308,8 @@ proptest! {
         prop_assert_eq!(code(&out), 125, "{} {:?}: {}", opt.flag, value, err);
         prop_assert!(!ran.exists(), "{} {:?}: the command ran", opt.flag, value);
         prop_assert!(err.ends_with('\n') && err.lines().count() == 1, "not one line: {err:?}");
-        let head = format!("runonce: {}: invalid value '{value}'", opt.flag);
+        // control characters are shown escaped, so the message stays one line
+        let head = format!("runonce: {}: invalid value '{}'", opt.flag, runonce::ui::one_line(&value));
         prop_assert!(err.starts_with(&head), "{err:?} does not start with {head:?}");
     }
 
@@ -326,7 +327,7 @@ proptest! {
         let err = stderr(&out);
         prop_assert_eq!(code(&out), 125, "{:?}: {}", value, err);
         prop_assert!(err.lines().count() == 1, "not one line: {err:?}");
-        let head = format!("runonce: --status: invalid value '{value}'");
+        let head = format!("runonce: --status: invalid value '{}'", runonce::ui::one_line(&value));
         prop_assert!(err.starts_with(&head), "{err:?} does not start with {head:?}");
     }
 }
