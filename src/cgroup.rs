@@ -33,7 +33,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::procs::{self, ProcId};
+use crate::procs::ProcId;
 use crate::sys;
 
 /// The v2 parent of every job's cgroup when runonce runs as root.
@@ -444,21 +444,6 @@ impl Cgroup {
     /// The `cgroup.procs` files the child writes "0" into before exec.
     pub fn join_fds(&self) -> Vec<RawFd> {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()
-    }
-
-    /// The process joined every hierarchy of the cgroup.  Unknowable (so
-    /// true) once it has exited: v1 then shows a zombie at the root.
-    pub fn holds(&self, pid: i32) -> bool {
-        if procs::stat(pid).is_none_or(|s| s.is_zombie()) {
-            return true;
-        }
-        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-            return true;
-        };
-        self.dirs.iter().all(|d| {
-            let leaf = d.path.file_name().unwrap_or_default().to_string_lossy();
-            own_path(&text, d.kind).is_some_and(|p| p.ends_with(&format!("/{leaf}")))
-        })
     }
 
     /// SIGKILL to every process of the tree at once: `cgroup.kill`, or

@@ -288,13 +288,11 @@ pub fn wait_acquire(
         {
             return got.map(Waited::Got);
         }
-        if fds[1].revents != 0 {
-            while let Some(got) = sys::read_signal(signals) {
-                if got.signo != libc::SIGCHLD {
-                    done.store(true, Ordering::SeqCst);
-                    return Ok(Waited::Signal(got.signo));
-                }
-            }
+        if fds[1].revents != 0
+            && let Some(sig) = crate::signals::interruption(signals)
+        {
+            done.store(true, Ordering::SeqCst);
+            return Ok(Waited::Signal(sig));
         }
     }
 }

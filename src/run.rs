@@ -14,19 +14,17 @@ use crate::log::Logger;
 use crate::metrics;
 use crate::output::Held;
 use crate::parse;
-use crate::procs::{self, ProcId};
+use crate::procs::{self, ProcId, Strangers};
 use crate::record::{self, Event, Outcome, Record};
+use crate::signals;
 use crate::state::{self, JobState, Store};
 use crate::supervise::{self, Inherited};
 use crate::sys;
 use crate::ui;
 
-/// Signals runonce forwards to the job (cli.md section 7).
-const FORWARDED: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
-
-/// Signal handling set up before any thread exists: the forwarded signals
-/// (except those ignored at start, which stay ignored) and SIGCHLD are
-/// blocked and read from a signalfd.
+/// Signal handling set up before any thread exists: the relayed signals
+/// (`signals::relayed`, except those ignored at start, which stay ignored)
+/// and SIGCHLD are blocked and read from a signalfd.
 pub struct Signals {
     pub fd: OwnedFd,
     pub inherited: Inherited,
@@ -37,14 +35,14 @@ pub fn setup_signals() -> std::io::Result<Signals> {
         sigpipe_ignored: sys::signal_ignored(libc::SIGPIPE),
         sigchld_ignored: sys::signal_ignored(libc::SIGCHLD),
     };
+    let mut set: Vec<i32> = signals::relayed().filter(|&s| !sys::signal_ignored(s)).collect();
+    set.push(libc::SIGCHLD);
     // runonce reports write errors itself; the job gets its own disposition back
     sys::set_disposition(libc::SIGPIPE, true);
     if inherited.sigchld_ignored {
         // an ignored SIGCHLD would reap the job behind runonce's back
         sys::set_disposition(libc::SIGCHLD, false);
     }
-    let mut set: Vec<i32> = FORWARDED.into_iter().filter(|&s| !sys::signal_ignored(s)).collect();
-    set.push(libc::SIGCHLD);
     let set = sys::SigSet::of(&set);
     set.block()?;
     Ok(Signals { fd: sys::signalfd(&set)?, inherited })
@@ -65,6 +63,8 @@ struct Ctx<'a> {
     slot: Option<u32>,
     /// Problems with the state or metrics dir already reported on stderr.
     warned: Vec<String>,
+    /// Children runonce had before it started any job.
+    strangers: Strangers,
 }
 
 impl Ctx<'_> {
@@ -190,6 +190,7 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         host: hostname(),
         slot: None,
         warned: Vec::new(),
+        strangers: Strangers::now(),
     };
     if let Err(e) = sys::become_subreaper() {
         ui::warn(&format!("cannot become a child subreaper ({e}): escaped processes may survive"));
@@ -264,12 +265,10 @@ fn sleep_interruptible(signals: &OwnedFd, d: Duration) -> Option<i32> {
         }
         let mut fds = [sys::pollfd(std::os::fd::AsRawFd::as_raw_fd(signals), libc::POLLIN)];
         let _ = sys::poll(&mut fds, left);
-        if fds[0].revents != 0 {
-            while let Some(got) = sys::read_signal(signals) {
-                if got.signo != libc::SIGCHLD {
-                    return Some(got.signo);
-                }
-            }
+        if fds[0].revents != 0
+            && let Some(sig) = signals::interruption(signals)
+        {
+            return Some(sig);
         }
     }
 }
@@ -283,7 +282,9 @@ fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
         return None;
     }
     let since = state::unix_now() - s.last_failure_unix.unwrap_or(0.0);
-    if since >= cooldown.as_secs_f64() {
+    // a failure in the future or at no time at all (a clock set back, a
+    // damaged state file) would keep the circuit open for ever: let it run
+    if !(0.0..cooldown.as_secs_f64()).contains(&since) {
         return None;
     }
     let mut rec = ctx.record(Event::Finish, Some(Outcome::Cooldown));
@@ -478,6 +479,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
         cgroups: Vec::new(),
     };
     let attempts = cfg.retries.saturating_add(1);
+    let strangers = ctx.strangers.clone();
     let mut held_all: Vec<Held> = Vec::new();
     let mut attempt = 1;
     loop {
@@ -519,13 +521,12 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
             lock_fd: std::os::fd::AsRawFd::as_raw_fd(&lock.file),
             inherited: signals.inherited,
             cgroup: cgroup.as_ref(),
+            strangers: &strangers,
         };
-        let mut on_start = |pid: i32| {
-            if let Some(cg) = &cgroup
-                && !cg.holds(pid)
-            {
+        let mut on_start = |pid: i32, not_joined: Option<&std::io::Error>| {
+            if let (Some(cg), Some(e)) = (&cgroup, not_joined) {
                 ui::warn(&format!(
-                    "the job (pid {pid}) did not join its cgroup {}: \
+                    "the job (pid {pid}) could not join its cgroup {} ({e}): \
                      it is contained by its process group only",
                     cg.paths().join(", ")
                 ));
@@ -695,12 +696,15 @@ fn clear_stale_cgroup(lock: &Lock) {
 }
 
 /// The pause before retry number `attempt` (1-based): the delay doubled
-/// each time, +-20% jitter, capped.
+/// each time, +-20% jitter, capped.  Huge values saturate ("effectively
+/// never"), they never overflow.
 fn backoff(cfg: &Config, attempt: u32) -> Duration {
     let base = cfg.retry_delay.saturating_mul(1u32 << (attempt - 1).min(30));
     let capped = base.min(cfg.retry_max_delay);
     let jitter = 0.8 + 0.4 * random_below(Duration::from_secs(1)).as_secs_f64();
-    capped.mul_f64(jitter).min(cfg.retry_max_delay)
+    Duration::try_from_secs_f64(capped.as_secs_f64() * jitter)
+        .unwrap_or(Duration::MAX)
+        .min(cfg.retry_max_delay)
 }
 
 /// Copies what the supervisor learnt into the record.
@@ -711,10 +715,9 @@ fn fill(rec: &mut Record, ended: &supervise::Ended) {
     rec.signal = ended.signal.map(parse::signal_name);
     rec.sent = ended.sent.iter().map(|&s| parse::signal_name(s)).collect();
     rec.leftovers = ended.leftovers;
-    let all = sys::children_rusage();
-    rec.cpu_user_s = round3(sys::timeval_secs(all.ru_utime));
-    rec.cpu_sys_s = round3(sys::timeval_secs(all.ru_stime));
-    rec.maxrss_kib = u64::try_from(all.ru_maxrss).unwrap_or(0);
+    rec.cpu_user_s = round3(ended.usage.user_s);
+    rec.cpu_sys_s = round3(ended.usage.sys_s);
+    rec.maxrss_kib = ended.usage.maxrss_kib;
     rec.output_lost_bytes = (ended.output_lost > 0).then_some(ended.output_lost);
     rec.message = ended.message.clone();
 }

@@ -70,10 +70,7 @@ fn running_slots(base: &Path) -> Vec<Running> {
             pid: h.as_ref().and_then(Holder::shown_pid),
             runonce_pid: h.as_ref().and_then(|h| h.runonce).map(|p| p.pid),
             job_pid,
-            since: h.as_ref().map(|h| {
-                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(h.started_unix);
-                humantime::format_rfc3339_seconds(t).to_string()
-            }),
+            since: h.as_ref().and_then(|h| rfc3339_of(h.started_unix)),
             age_s: h.as_ref().map(|h| (h.age_secs() * 10.0).round() / 10.0),
             orphaned: h.as_ref().is_some_and(Holder::orphaned),
         });
@@ -145,6 +142,18 @@ pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
         .collect()
 }
 
+/// A start time read back from a lock file, as RFC 3339; None for what no
+/// clock shows (negative, NaN, past the year 9999): a torn or forged record
+/// must not stop `--status`.
+fn rfc3339_of(unix: f64) -> Option<String> {
+    const YEAR_10000: f64 = 253_402_300_800.0;
+    if !(0.0..YEAR_10000).contains(&unix) {
+        return None;
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(unix);
+    Some(humantime::format_rfc3339_seconds(t).to_string())
+}
+
 fn ago(unix: Option<f64>) -> String {
     let Some(t) = unix else { return "-".into() };
     let secs = (crate::state::unix_now() - t).max(0.0) as u64;
@@ -209,6 +218,14 @@ pub fn json(jobs: &[JobStatus], single: bool) -> String {
 mod tests {
     use super::*;
     use crate::procs::ProcId;
+
+    #[test]
+    fn start_times_no_clock_shows_are_left_out() {
+        assert_eq!(rfc3339_of(0.0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        for odd in [-1.0, f64::NAN, 1e300, f64::INFINITY, -0.5, 253_402_300_800.0] {
+            assert_eq!(rfc3339_of(odd), None, "{odd}");
+        }
+    }
 
     #[test]
     fn live_counts_held_slots_whose_job_runs() {
