@@ -8,6 +8,7 @@ mod core;
 mod cron;
 mod docs;
 mod observe;
+mod peers;
 mod props;
 mod stress;
 mod tree;
