@@ -22,7 +22,7 @@
 //! | unlock | `--wait 0 FILE true` | a wait of 0 is --nonblock | `--wait=0` | pass |
 //! | range-lock | `--fcntl --start 1 --length 2` | a byte-range lock | no `--fcntl` | difference |
 //!
-//! 22 cases: 6 pass, 16 documented differences (man page, COMPATIBILITY).
+//! 21 cases: 6 pass, 15 documented differences (man page, COMPATIBILITY).
 
 use crate::util::*;
 

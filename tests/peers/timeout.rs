@@ -22,7 +22,7 @@
 //! | timeout-blocked.pl | ALRM blocked by the parent | `.1 sleep 10` → 124 | same | pass |
 //! | init-parent.sh | PID 1 of a new namespace | `timeout 10 sleep 2` → 0, `.1 sleep 10` → 124 | same | pass (2) |
 //!
-//! 34 cases: 31 pass, 3 documented differences (man page, COMPATIBILITY).
+//! 35 cases: 32 pass, 3 documented differences (man page, COMPATIBILITY).
 
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
