@@ -88,9 +88,11 @@ pub fn plan(req: &Request) -> Plan {
     if let Some(cpu) = req.cpu {
         // whole seconds, at least 1; the hard limit 1 s later so the job
         // gets SIGXCPU first and SIGKILL shortly after
+        // (a huge --cpu saturates to RLIM_INFINITY: effectively never)
         let secs = cpu.as_secs_f64().ceil().max(1.0) as u64;
         let shown = |s: u64| format!("{s}s");
-        plan_rlimit(&mut plan, "--cpu", libc::RLIMIT_CPU, secs, secs + 1, &shown, may_raise);
+        let hard = secs.saturating_add(1);
+        plan_rlimit(&mut plan, "--cpu", libc::RLIMIT_CPU, secs, hard, &shown, may_raise);
     }
     if let Some(n) = req.nofile {
         let shown = |n: u64| n.to_string();

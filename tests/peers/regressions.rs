@@ -280,6 +280,37 @@ fn huge_retry_delays_and_jitter_neither_panic_nor_fire() {
 }
 
 #[test]
+fn huge_values_in_every_duration_option_mean_never() {
+    let env = Env::new();
+    for huge in ["99999999999999999999w", "1e300d", "1000000d"] {
+        let wait = format!("--wait={huge}");
+        let o = env.run(&[
+            "-n",
+            "every",
+            "--cpu",
+            huge,
+            "--idle-timeout",
+            huge,
+            "--max-failures",
+            "1",
+            "--cooldown",
+            huge,
+            &wait,
+            "-t",
+            huge,
+            "-k",
+            huge,
+            "--",
+            "sh",
+            "-c",
+            "echo hi; exit 0",
+        ]);
+        assert_eq!(code(&o), 0, "{huge}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "hi\n");
+    }
+}
+
+#[test]
 fn odd_times_read_back_from_lock_and_state_files() {
     use runonce::lock::Holder;
     for started in [-1.0, f64::NAN, 1e300, f64::INFINITY] {
