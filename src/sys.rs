@@ -276,16 +276,6 @@ pub fn has_children() -> bool {
     }
 }
 
-/// Resource use of all reaped descendants (RUSAGE_CHILDREN).
-pub fn children_rusage() -> libc::rusage {
-    let mut ru = MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct we own.
-    unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, ru.as_mut_ptr());
-        ru.assume_init()
-    }
-}
-
 pub fn timeval_secs(tv: libc::timeval) -> f64 {
     tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
 }
