@@ -646,3 +646,36 @@ impl Supervisor<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_report_round_trip() {
+        let (r, w) = sys::pipe().unwrap();
+        let eacces = io::Error::from_raw_os_error(libc::EACCES);
+        let enospc = io::Error::from_raw_os_error(libc::ENOSPC);
+        ChildReport::send(w.as_raw_fd(), ChildReport::JOIN, &eacces);
+        ChildReport::send(w.as_raw_fd(), ChildReport::SETUP, &enospc);
+        drop(w);
+        let report = ChildReport::read(&r);
+        assert_eq!(report.join.and_then(|e| e.raw_os_error()), Some(libc::EACCES));
+        assert_eq!(report.setup.and_then(|e| e.raw_os_error()), Some(libc::ENOSPC));
+        let (r, _w) = sys::pipe().unwrap();
+        let empty = ChildReport::read(&r);
+        assert!(empty.join.is_none() && empty.setup.is_none(), "nothing said, nothing wrong");
+    }
+
+    #[test]
+    fn shortages_at_spawn_are_runonces_own_failure() {
+        let code = |errno| spawn_failure(&io::Error::from_raw_os_error(errno)).0;
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN] {
+            assert_eq!(code(errno), exit_code::OWN_FAILURE, "{errno}");
+        }
+        assert_eq!(code(libc::ENOENT), exit_code::NOT_FOUND);
+        for errno in [libc::EACCES, libc::ENOEXEC, libc::ETXTBSY, libc::E2BIG] {
+            assert_eq!(code(errno), exit_code::NOT_EXECUTABLE, "{errno}");
+        }
+    }
+}
