@@ -141,11 +141,36 @@ fn describe_error(e: &tokio_postgres::Error) -> String {
     text
 }
 
+/// Only a server that cannot be reached lets `--lock-url-optional` run
+/// without the lease; a server that answers "no" (a refused login, a
+/// missing password, a certificate that does not verify, permissions) is a
+/// configuration to fix, and the run fails closed.
 fn failure(e: &tokio_postgres::Error) -> Failure {
-    if e.as_db_error().is_some() {
-        Failure::Refused(describe_error(e))
-    } else {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        // io::Error's source() skips the error it wraps: look inside
+        let inner = c.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+        let tls =
+            |e: &(dyn std::error::Error + 'static)| e.downcast_ref::<rustls::Error>().is_some();
+        if tls(c) || inner.is_some_and(|i| tls(i)) {
+            return Failure::Refused(describe_error(e));
+        }
+        cause = c.source();
+    }
+    // the client's kinds of error are told apart by their text only
+    let unreachable = e.as_db_error().is_none()
+        && matches!(
+            e.to_string().as_str(),
+            "error connecting to server"
+                | "error communicating with the server"
+                | "error performing TLS handshake"
+                | "connection closed"
+                | "timeout waiting for server"
+        );
+    if unreachable {
         Failure::Unreachable(describe_error(e))
+    } else {
+        Failure::Refused(describe_error(e))
     }
 }
 

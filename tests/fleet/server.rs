@@ -86,8 +86,18 @@ fn chown(path: &Path) {
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown");
 }
 
+/// A port nobody listens on, never handed out twice in this process (a
+/// stopped cluster keeps its port for its restart).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Servers that must not outlive the process: (pid, dir to remove).
