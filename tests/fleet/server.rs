@@ -121,18 +121,19 @@ extern "C" fn stop_all() {
 }
 
 type Spawn = Box<dyn FnOnce() -> std::io::Result<std::process::Child> + Send>;
+/// A spawn request to the keeper thread, and where to send the PID.
+type Request = (Spawn, mpsc::Sender<std::io::Result<i32>>);
 
 /// Starts `cmd` from the keeper thread, which lives as long as the process:
 /// a parent-death signal is sent when the *thread* that forked dies, and
 /// the test threads come and go.
 fn spawn_kept(mut cmd: Command, death_signal: i32, dir: Option<PathBuf>) -> i32 {
     use std::os::unix::process::CommandExt;
-    static KEEPER: OnceLock<Mutex<mpsc::Sender<(Spawn, mpsc::Sender<std::io::Result<i32>>)>>> =
-        OnceLock::new();
+    static KEEPER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
     let keeper = KEEPER.get_or_init(|| {
         // SAFETY: registering a plain extern "C" function
         unsafe { libc::atexit(stop_all) };
-        let (tx, rx) = mpsc::channel::<(Spawn, mpsc::Sender<std::io::Result<i32>>)>();
+        let (tx, rx) = mpsc::channel::<Request>();
         std::thread::spawn(move || {
             for (spawn, reply) in rx {
                 let _ = reply.send(spawn().map(|c| c.id() as i32));
