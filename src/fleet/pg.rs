@@ -29,6 +29,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a `--wait`ing run looks at a busy lease again.
 const WAIT_POLL: Duration = Duration::from_secs(1);
+/// How long after a lease's expiry a waiting run tries it.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(20);
 
 pub const CREATE_TABLE: &str = "\
 CREATE TABLE IF NOT EXISTS runonce_leases (
@@ -250,14 +252,14 @@ async fn connect(url: &str, warnings: &mut Vec<String>) -> Result<Connected, Fai
     find_password(&mut cfg, warnings);
     let tls = super::tls::client_config(info.sslmode, &info.roots).map_err(Failure::Refused)?;
     let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
-    let (client, connection) = match tokio::time::timeout(CONNECT_TIMEOUT, cfg.connect(tls)).await {
+    // the client's timeout covers each address's TCP connect; this one the
+    // whole of it, TLS and login included
+    let limit = cfg.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT);
+    let (client, connection) = match tokio::time::timeout(limit, cfg.connect(tls)).await {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Err(failure(&e)),
         Err(_) => {
-            return Err(Failure::Unreachable(format!(
-                "no answer within {}s",
-                CONNECT_TIMEOUT.as_secs()
-            )));
+            return Err(Failure::Unreachable(format!("no answer within {}s", limit.as_secs_f64())));
         }
     };
     Ok((client, tokio::spawn(connection)))
@@ -292,7 +294,8 @@ struct Mine {
 
 enum Attempt {
     Got(i64),
-    Busy(Holder),
+    /// And how long until it expires, by the server's clock.
+    Busy(Holder, Duration),
 }
 
 async fn try_acquire(client: &Client, req: &Request, holder: &str) -> Result<Attempt, Failure> {
@@ -317,7 +320,7 @@ async fn try_acquire(client: &Client, req: &Request, holder: &str) -> Result<Att
             return Ok(Attempt::Got(row.get(0)));
         }
         if let Some(h) = look_one(client, &req.name).await?.filter(|h| h.expires_in_s > 0.0) {
-            return Ok(Attempt::Busy(h.holder));
+            return Ok(Attempt::Busy(h.holder, Duration::from_secs_f64(h.expires_in_s)));
         }
     }
     Err(Failure::Refused("the lease changed hands three times in a row".into()))
@@ -455,15 +458,17 @@ async fn work(
             Ok(Attempt::Got(token)) => {
                 break (Mine { name: req.name.clone(), holder: holder.clone(), token }, sent);
             }
-            Ok(Attempt::Busy(h)) => {
+            Ok(Attempt::Busy(h, expires_in)) => {
                 let left = req.wait_until.map(|u| u.map(|u| u.saturating_duration_since(sent)));
+                // look again soon, and just after the lease would expire
+                let next = WAIT_POLL.min(expires_in + EXPIRY_MARGIN);
                 let pause = match left {
                     None | Some(Some(Duration::ZERO)) => {
                         report(Outcome::Busy(h), warnings);
                         return Ok(());
                     }
-                    Some(None) => WAIT_POLL,
-                    Some(Some(l)) => l.min(WAIT_POLL),
+                    Some(None) => next,
+                    Some(Some(l)) => l.min(next),
                 };
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
