@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn words_parameters_taken_out() {
         let c = parse("host=db  sslmode = verify-ca sslrootcert='/a b/c\\'s' dbname=x").unwrap();
-        assert_eq!(c.rest, "host=db  dbname=x");
+        assert_eq!(c.rest, "host=db dbname=x");
         assert_eq!(c.sslmode, SslMode::VerifyCa);
         assert_eq!(c.roots, Roots::File("/a b/c's".into()));
         let c =

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 use tokio_postgres::config::Host;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config};
 
@@ -276,11 +277,12 @@ async fn statement<F: std::future::Future<Output = Result<T, tokio_postgres::Err
     match tokio::time::timeout(limit, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(failure(&e)),
-        Err(_) => Err(Failure::Unreachable(format!(
-            "the server did not answer within {:.1}s",
-            limit.as_secs_f64()
-        ))),
+        Err(_) => Err(no_answer(limit)),
     }
+}
+
+fn no_answer(limit: Duration) -> Failure {
+    Failure::Unreachable(format!("the server did not answer within {:.1}s", limit.as_secs_f64()))
 }
 
 /// The lease's identity once taken: the statements that renew and release
@@ -309,12 +311,15 @@ async fn try_acquire(client: &Client, req: &Request, holder: &str) -> Result<Att
     ];
     // the release between a busy answer and the look at the holder: try again
     for _ in 0..3 {
-        let rows = match statement(STATEMENT_TIMEOUT, client.query_typed(ACQUIRE, &params)).await {
-            Err(Failure::Refused(_)) if missing_table(client).await? => {
+        let first = tokio::time::timeout(STATEMENT_TIMEOUT, client.query_typed(ACQUIRE, &params));
+        let rows = match first.await {
+            // another host may be creating it too: IF NOT EXISTS
+            Ok(Err(e)) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
                 create_table(client).await?;
                 statement(STATEMENT_TIMEOUT, client.query_typed(ACQUIRE, &params)).await?
             }
-            other => other?,
+            Ok(result) => result.map_err(|e| failure(&e))?,
+            Err(_) => return Err(no_answer(STATEMENT_TIMEOUT)),
         };
         if let Some(row) = rows.first() {
             return Ok(Attempt::Got(row.get(0)));

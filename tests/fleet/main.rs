@@ -142,11 +142,14 @@ fn one_of_two_runs(url: &str, rounds: usize) {
             "round {round}: neither run ended: both hold the job?"
         );
         let (lost, status) = loser.unwrap();
-        let (won, won_env, lost_env, won_child) = match lost {
-            "alpha" => ("beta", &b, &a, &mut cb),
-            _ => ("alpha", &a, &b, &mut ca),
+        let (won, won_env, lost_env, won_child, lost_child) = match lost {
+            "alpha" => ("beta", &b, &a, &mut cb, &mut ca),
+            _ => ("alpha", &a, &b, &mut ca, &mut cb),
         };
-        assert_eq!(status, Some(75), "round {round}: the loser on {lost} skips");
+        let mut err = String::new();
+        use std::io::Read;
+        lost_child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert_eq!(status, Some(75), "round {round}: the loser on {lost} skips: {err}");
         let tok = token(&shared, won);
         assert!(!shared.path(&format!("ran.{lost}")).exists(), "round {round}: both ran");
         let skip = last_finish(lost_env, name);
