@@ -41,6 +41,29 @@ fn spawn_on(env: &Env, host: &str, args: &[&str]) -> Child {
         .expect("start runonce")
 }
 
+/// On the way out of a test, failed or not: held jobs are released and the
+/// runonces it started are told to stop, so that nothing is left running.
+struct Cleanup<'a> {
+    dir: &'a Env,
+    pids: Vec<u32>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.path("release"), "");
+        // only runonces still ours: a reaped child's PID may be anyone's now
+        let ours = |pid: u32| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1));
+            stat.contains("(runonce)") && ppid == Some(&std::process::id().to_string())
+        };
+        for &pid in self.pids.iter().filter(|&&p| ours(p)) {
+            kill(pid as i32, libc::SIGTERM);
+            kill(pid as i32, libc::SIGCONT);
+        }
+    }
+}
+
 /// A job that writes its fencing token and host, then holds until `release`.
 fn holding_job(dir: &Env, tag: &str) -> String {
     format!(
@@ -128,6 +151,7 @@ fn one_of_two_runs(url: &str, rounds: usize) {
                 &jb,
             ],
         );
+        let _cleanup = Cleanup { dir: &shared, pids: vec![ca.id(), cb.id()] };
         // the loser skips at once; the winner runs until released
         let mut loser = None;
         assert!(
@@ -285,6 +309,7 @@ fn lose_then_take_over(
             &job_a,
         ],
     );
+    let mut cleanup = Cleanup { dir: &shared, pids: vec![ca.id()] };
     let tok_a = token(&shared, "alpha");
     lose(&ca);
     // B waits for the lease, which frees itself 3 s after A's last renewal
@@ -305,6 +330,7 @@ fn lose_then_take_over(
             &holding_job(&shared, "beta"),
         ],
     );
+    cleanup.pids.push(cb.id());
     let tok_b = token(&shared, "beta");
     assert!(tok_b > tok_a, "the fencing token grows: {tok_a} then {tok_b}");
     taken(&ca);
@@ -382,6 +408,7 @@ fn renewal_keeps_the_lease_past_its_length() {
             &holding_job(&shared, "alpha"),
         ],
     );
+    let _cleanup = Cleanup { dir: &shared, pids: vec![ca.id()] };
     let tok = token(&shared, "alpha");
     // renewed every third of a second: after four lease lengths B still
     // finds it held, and A's job still runs
@@ -656,6 +683,7 @@ fn the_password_is_never_shown() {
             &holding_job(&shared, "alpha"),
         ],
     );
+    let _cleanup = Cleanup { dir: &shared, pids: vec![holder.id()] };
     token(&shared, "alpha");
     let o =
         run_on(&b, "beta", &["--lock-url", &url, "--name", "pw", "--log", "stderr", "--", "true"]);
