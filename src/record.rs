@@ -311,6 +311,23 @@ mod tests {
     }
 
     #[test]
+    fn lease_in_words_and_json() {
+        let mut r = sample();
+        r.outcome = Some(Outcome::LostLock);
+        r.fencing_token = Some(7);
+        r.lease_host = Some("alpha".into());
+        r.lease_pid = Some(42);
+        assert!(r.to_words().contains(" outcome=lost-lock "), "{}", r.to_words());
+        assert!(r.to_words().contains(" lease=alpha:42 fencing_token=7"), "{}", r.to_words());
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(
+            (v["outcome"].as_str(), v["fencing_token"].as_i64()),
+            (Some("lost-lock"), Some(7))
+        );
+        assert!(v.get("lease_error").is_none());
+    }
+
+    #[test]
     fn json_keys() {
         let v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
         for &key in CONTRACT_KEYS {
