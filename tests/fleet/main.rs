@@ -116,41 +116,15 @@ fn one_of_two_runs(url: &str, rounds: usize) {
     let mut last_token = 0;
     for round in 0..rounds {
         let shared = Env::new();
-        let ja = holding_job(&shared, "alpha");
-        let jb = holding_job(&shared, "beta");
         let metrics = a.path("metrics");
-        let mut ca = spawn_on(
-            &a,
-            "alpha",
-            &[
-                "--lock-url",
-                url,
-                "--name",
-                name,
-                "--metrics-dir",
-                metrics.to_str().unwrap(),
-                "--",
-                "sh",
-                "-c",
-                &ja,
-            ],
-        );
-        let mut cb = spawn_on(
-            &b,
-            "beta",
-            &[
-                "--lock-url",
-                url,
-                "--name",
-                name,
-                "--metrics-dir",
-                metrics.to_str().unwrap(),
-                "--",
-                "sh",
-                "-c",
-                &jb,
-            ],
-        );
+        let start = |env: &Env, host: &str| {
+            let job = holding_job(&shared, host);
+            let m = metrics.to_str().unwrap();
+            let args =
+                ["--lock-url", url, "--name", name, "--metrics-dir", m, "--", "sh", "-c", &job];
+            spawn_on(env, host, &args)
+        };
+        let (mut ca, mut cb) = (start(&a, "alpha"), start(&b, "beta"));
         let _cleanup = Cleanup { dir: &shared, pids: vec![ca.id(), cb.id()] };
         // the loser skips at once; the winner runs until released
         let mut loser = None;
