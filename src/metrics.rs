@@ -2,7 +2,7 @@
 //! written atomically from the job's state.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::record::Outcome;
 use crate::state::{self, JobState};
@@ -87,12 +87,16 @@ pub fn render(state: &JobState, running: u32) -> String {
     out
 }
 
+/// The textfile of job `name` in `dir`.
+pub fn path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("runonce_{name}.prom"))
+}
+
 pub fn write(dir: &Path, state: &JobState, running: u32) -> std::io::Result<()> {
     if !dir.is_dir() {
         std::fs::create_dir_all(dir)?;
     }
-    let path = dir.join(format!("runonce_{}.prom", state.name));
-    state::write_atomic(&path, render(state, running).as_bytes())
+    state::write_atomic(&path(dir, &state.name), render(state, running).as_bytes())
 }
 
 #[cfg(test)]
