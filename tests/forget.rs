@@ -3,7 +3,7 @@
 //! lock files, but never while it runs or a run waits for it, and never
 //! so that two runs of the job could overlap.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -26,17 +26,26 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
-/// A run of job `name` in slot-sharing mode that holds its slot until
-/// `go` exists.
-fn slot_holder(env: &Env, name: &str, tag: &str, extra: &[&str]) -> (std::process::Child, PathBuf) {
+/// Runs `cmd` with a last argument, a shell script that holds on until
+/// released; returns once it runs.
+fn holding(env: &Env, tag: &str, mut cmd: Command) -> Holding {
     let ready = env.path(&format!("{tag}.ready"));
-    let go = env.path(&format!("{tag}.go"));
-    let script =
-        format!("touch {}; while [ ! -e {} ]; do sleep 0.02; done", ready.display(), go.display());
-    let child =
-        env.cmd().args(["-n", name]).args(extra).args(["--", "sh", "-c", &script]).spawn().unwrap();
+    let release = env.path(&format!("{tag}.go"));
+    let script = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
+        ready.display(),
+        release.display()
+    );
+    let child = cmd.arg(script).stdout(Stdio::null()).spawn().unwrap();
     wait_file(&ready);
-    (child, go)
+    Holding { child, release }
+}
+
+/// A run of job `name` that holds a slot until released.
+fn slot_holder(env: &Env, name: &str, tag: &str, extra: &[&str]) -> Holding {
+    let mut cmd = env.cmd();
+    cmd.args(["-n", name]).args(extra).args(["--", "sh", "-c"]);
+    holding(env, tag, cmd)
 }
 
 #[test]
@@ -46,8 +55,8 @@ fn forget_removes_state_metrics_and_every_lock_file() {
     let m = metrics.to_str().unwrap();
     let opts = ["--slots", "2", "--metrics-dir", m];
     // both slots busy, and a third run queued for one of them
-    let (mut a, go_a) = slot_holder(&env, "fg", "a", &opts);
-    let (mut b, go_b) = slot_holder(&env, "fg", "b", &opts);
+    let a = slot_holder(&env, "fg", "a", &opts);
+    let b = slot_holder(&env, "fg", "b", &opts);
     let mut waiter = env
         .cmd()
         .args(["-n", "fg", "--wait=60"])
@@ -57,11 +66,9 @@ fn forget_removes_state_metrics_and_every_lock_file() {
         .spawn()
         .unwrap();
     wait_file(&env.lock_dir.join("fg.waiters"));
-    std::fs::write(&go_a, "").unwrap();
-    assert_eq!(a.wait().unwrap().code(), Some(0));
+    assert_eq!(a.release(), Some(0));
     assert_eq!(waiter.wait().unwrap().code(), Some(0));
-    std::fs::write(&go_b, "").unwrap();
-    assert_eq!(b.wait().unwrap().code(), Some(0));
+    assert_eq!(b.release(), Some(0));
     assert_eq!(code(&env.run(&["-n", "other", "--metrics-dir", m, "--", "true"])), 0);
     assert_eq!(files(&env.lock_dir), ["fg.lock", "fg.waiters", "fg@1.lock", "other.lock"]);
     assert_eq!(files(&env.state_dir), ["fg.json", "other.json"]);
@@ -93,31 +100,22 @@ fn forget_refuses_a_running_or_awaited_job() {
     let before = (files(&env.lock_dir), files(&env.state_dir));
     let holder = env.hold("busy", &[]);
     let out = forget(&env, "busy", &[]);
+    assert_eq!(holder.release(), Some(0));
     assert_eq!(code(&out), 125);
     let err = stderr(&out);
     assert!(err.contains("--forget: job 'busy' is running (pid "), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert_eq!(holder.release(), Some(0));
     assert_eq!((files(&env.lock_dir), files(&env.state_dir)), before);
 
     // a run queued for the lock (its shared lock on the waiters file)
-    let queue = env.lock_dir.join("busy.waiters");
-    let ready = env.path("queued");
-    let go = env.path("dequeue");
-    let script =
-        format!("touch {}; while [ ! -e {} ]; do sleep 0.02; done", ready.display(), go.display());
-    let mut queued =
-        Command::new("flock").arg("-s").arg(&queue).args(["sh", "-c", &script]).spawn().unwrap();
-    wait_file(&ready);
+    let mut flock = Command::new("flock");
+    flock.arg("-s").arg(env.lock_dir.join("busy.waiters")).args(["sh", "-c"]);
+    let queued = holding(&env, "queued", flock);
     let out = forget(&env, "busy", &[]);
+    assert_eq!(queued.release(), Some(0));
     assert_eq!(code(&out), 125);
-    assert!(
-        stderr(&out).contains("a run of job 'busy' is waiting for its lock"),
-        "{}",
-        stderr(&out)
-    );
-    std::fs::write(&go, "").unwrap();
-    queued.wait().unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("a run of job 'busy' is waiting for its lock"), "{err}");
     assert!(env.lock_dir.join("busy.lock").exists() && env.state_dir.join("busy.json").exists());
     assert_eq!(code(&forget(&env, "busy", &[])), 0);
     assert_eq!(files(&env.lock_dir), Vec::<String>::new());
