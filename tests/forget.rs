@@ -26,26 +26,11 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Runs `cmd` with a last argument, a shell script that holds on until
-/// released; returns once it runs.
-fn holding(env: &Env, tag: &str, mut cmd: Command) -> Holding {
-    let ready = env.path(&format!("{tag}.ready"));
-    let release = env.path(&format!("{tag}.go"));
-    let script = format!(
-        "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
-        ready.display(),
-        release.display()
-    );
-    let child = cmd.arg(script).stdout(Stdio::null()).spawn().unwrap();
-    wait_file(&ready);
-    Holding { child, release }
-}
-
 /// A run of job `name` that holds a slot until released.
 fn slot_holder(env: &Env, name: &str, tag: &str, extra: &[&str]) -> Holding {
     let mut cmd = env.cmd();
-    cmd.args(["-n", name]).args(extra).args(["--", "sh", "-c"]);
-    holding(env, tag, cmd)
+    cmd.args(["-n", name]).args(extra).args(["--", "sh", "-c"]).stdout(Stdio::null());
+    env.holding(tag, cmd)
 }
 
 #[test]
@@ -110,7 +95,7 @@ fn forget_refuses_a_running_or_awaited_job() {
     // a run queued for the lock (its shared lock on the waiters file)
     let mut flock = Command::new("flock");
     flock.arg("-s").arg(env.lock_dir.join("busy.waiters")).args(["sh", "-c"]);
-    let queued = holding(&env, "queued", flock);
+    let queued = env.holding("queued", flock);
     let out = forget(&env, "busy", &[]);
     assert_eq!(queued.release(), Some(0));
     assert_eq!(code(&out), 125);
