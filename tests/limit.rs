@@ -145,9 +145,25 @@ fn nproc_limit_from_the_pids_cgroup_is_named() {
     let env = Env::new();
     // eight sleeps at once under --nproc 5: the shell cannot fork them all
     let forks = "for i in 1 2 3 4 5 6 7 8; do sleep 0.2 & done; wait";
-    let out = run(&env, "forks", &["--nproc", "5"], &["sh", "-c", forks]);
+    // the syslog sink too, on a private socket
+    let socket = env.path("dev-log");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    syslog.set_read_timeout(Some(SLACK)).unwrap();
+    let extra = ["--nproc", "5", "--log", "syslog", "--syslog-socket", socket.to_str().unwrap()];
+    let out = run(&env, "forks", &extra, &["sh", "-c", forks]);
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     named(&env, &out, "forks", Some("nproc"));
+    let mut next = || {
+        let mut buf = [0u8; 65536];
+        let n = syslog.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let messages = [next(), next()];
+    assert!(
+        messages[1].contains("forks: finish outcome=failed")
+            && messages[1].contains(" limit=nproc "),
+        "{messages:?}"
+    );
     let out = run(&env, "few", &["--nproc", "5"], &["sh", "-c", "sleep 0.1 & wait; exit 3"]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     named(&env, &out, "few", None);
