@@ -153,7 +153,7 @@ fn nproc_limit_from_the_pids_cgroup_is_named() {
     let out = run(&env, "forks", &extra, &["sh", "-c", forks]);
     assert_ne!(code(&out), 0, "{}", stderr(&out));
     named(&env, &out, "forks", Some("nproc"));
-    let mut next = || {
+    let next = || {
         let mut buf = [0u8; 65536];
         let n = syslog.recv(&mut buf).unwrap();
         String::from_utf8_lossy(&buf[..n]).into_owned()
