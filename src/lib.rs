@@ -57,7 +57,6 @@ pub fn entry() -> u8 {
     if let Some(name) = &cli.forget {
         return forget::forget(&forget_request(&cli, name));
     }
-
     let cfg = match config::Config::from_cli(cli) {
         Ok(c) => c,
         Err(config::UsageError(msg)) => {
