@@ -453,9 +453,10 @@ impl Cgroup {
     }
 
     /// The process joined every hierarchy of the cgroup.  Unknowable (so
-    /// true) once it has exited: v1 then shows a zombie at the root.
+    /// true) once it has begun to exit: v1 then shows it at the root.
     pub fn holds(&self, pid: i32) -> bool {
-        if procs::stat(pid).is_none_or(|s| s.is_zombie()) {
+        let unknowable = || procs::stat(pid).is_none_or(|s| s.is_zombie() || s.is_exiting());
+        if unknowable() {
             return true;
         }
         let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
@@ -465,8 +466,8 @@ impl Cgroup {
             let leaf = d.path.file_name().unwrap_or_default().to_string_lossy();
             own_path(&text, d.kind).is_some_and(|p| p.ends_with(&format!("/{leaf}")))
         });
-        // it may have exited between the two reads, and shown the root
-        joined || procs::stat(pid).is_none_or(|s| s.is_zombie())
+        // it may have begun to exit between the two reads
+        joined || unknowable()
     }
 
     /// SIGKILL to every process of the tree at once: `cgroup.kill`, or
