@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod docs;
 pub mod exit_code;
+pub mod fleet;
 pub mod forget;
 pub mod limits;
 pub mod lock;
@@ -187,7 +188,17 @@ fn status(cli: &Cli, name: String) -> u8 {
         return exit_code::OWN_FAILURE;
     }
     let dirs = status_dirs(cli);
-    let jobs = status::collect(&dirs, name.as_deref());
+    let mut jobs = status::collect(&dirs, name.as_deref());
+    let mut fleet_failed = false;
+    if let Some(url) = &cli.lock_url {
+        match fleet::peek(url, name.as_deref()) {
+            Ok(rows) => status::attach_leases(&mut jobs, &rows, name.as_deref()),
+            Err(e) => {
+                ui::warn(&format!("{e}: the fleet leases are not shown"));
+                fleet_failed = true;
+            }
+        }
+    }
     if let (Some(n), true) = (&name, jobs.is_empty()) {
         ui::warn(&format!(
             "--status: no job named '{n}' (no lock in {}, no state in {})",
@@ -197,7 +208,7 @@ fn status(cli: &Cli, name: String) -> u8 {
         return 1;
     }
     let text = if cli.json { status::json(&jobs, name.is_some()) } else { status::table(&jobs) };
-    if ui::print(&text) { 0 } else { exit_code::OWN_FAILURE }
+    if ui::print(&text) && !fleet_failed { 0 } else { exit_code::OWN_FAILURE }
 }
 
 /// Where `--status`, `--forget` and the completions look for jobs.
