@@ -55,11 +55,6 @@ pub struct UsageError(pub String);
 
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config, UsageError> {
-        if cli.json {
-            return Err(UsageError(
-                "--json: only with --status (runonce --status [NAME] --json)".into(),
-            ));
-        }
         if cli.retries > 0 && cli.retry_delay.is_zero() {
             return Err(UsageError(
                 "--retry-delay: invalid value '0': retries need a positive delay".into(),

@@ -506,7 +506,8 @@ pub fn holder_tree(lock_path: &Path, holder: &Holder) -> Vec<ProcId> {
         }
     }
     if let Ok(meta) = fs::symlink_metadata(lock_path) {
-        for p in procs::lock_holders(meta.dev(), meta.ino()) {
+        let locker = holder.runonce.map(|r| r.pid);
+        for p in procs::lock_holders(meta.dev(), meta.ino(), locker) {
             if Some(p) != holder.runonce && !tree.contains(&p) {
                 tree.push(p);
             }

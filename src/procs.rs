@@ -205,8 +205,12 @@ pub fn descendants_except(root: i32, strangers: &Strangers) -> Vec<Member> {
 /// The processes that hold the flock on the file (dev, ino) through an
 /// inherited descriptor: the job of a runonce that was SIGKILLed.  A
 /// process that merely has the file open without the lock (orphans kept by
-/// `--keep-orphans`, after runonce released it) does not count.
-pub fn lock_holders(dev: u64, ino: u64) -> Vec<ProcId> {
+/// `--keep-orphans`, after runonce released it) does not count.  With
+/// `locker`, only the lock that process took counts (the kernel names the
+/// taker of a flock in fdinfo, however far its descriptor was inherited):
+/// once the orphan is gone, the next run's processes hold a lock on the
+/// same file, and they are not the orphan's.
+pub fn lock_holders(dev: u64, ino: u64, locker: Option<i32>) -> Vec<ProcId> {
     let mut found = Vec::new();
     for pid in all_pids() {
         let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -214,7 +218,10 @@ pub fn lock_holders(dev: u64, ino: u64) -> Vec<ProcId> {
         };
         let holds = fds.filter_map(Result::ok).any(|fd| {
             fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-                && fdinfo_holds_flock(pid, &fd.file_name().to_string_lossy())
+                && fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().display()))
+                    .is_ok_and(|t| {
+                        fdinfo_flock_taker(&t).is_some_and(|by| locker.is_none_or(|l| l == by))
+                    })
         });
         if holds
             && let Some(id) = ProcId::of(pid)
@@ -226,10 +233,15 @@ pub fn lock_holders(dev: u64, ino: u64) -> Vec<ProcId> {
     found
 }
 
-/// /proc/PID/fdinfo/FD lists the locks owned by that open file description.
-fn fdinfo_holds_flock(pid: i32, fd: &str) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
-        .is_ok_and(|t| t.lines().any(|l| l.starts_with("lock:") && l.contains("FLOCK")))
+/// /proc/PID/fdinfo/FD lists the locks owned by that open file description
+/// (`lock:\t1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF`): the PID of
+/// the process that took the flock, if there is one.
+fn fdinfo_flock_taker(fdinfo: &str) -> Option<i32> {
+    fdinfo.lines().find_map(|l| {
+        let mut words = l.strip_prefix("lock:")?.split_whitespace();
+        (words.nth(1)? == "FLOCK").then_some(())?;
+        words.nth(2)?.parse().ok()
+    })
 }
 
 /// The real UID of a process.
@@ -247,6 +259,16 @@ mod tests {
         let line = b"42 (a) b (c) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
         let s = parse_stat(line).unwrap();
         assert_eq!((s.state, s.ppid, s.pgrp, s.start), (b'S', 1, 42, 777));
+    }
+
+    #[test]
+    fn fdinfo_names_who_took_the_flock() {
+        let info = "pos:\t0\nflags:\t0100001\nmnt_id:\t27\nino:\t1234\n\
+                    lock:\t1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF\n";
+        assert_eq!(fdinfo_flock_taker(info), Some(4242));
+        let posix = "lock:\t1: POSIX  ADVISORY  WRITE 4242 fe:00:1234 0 EOF\n";
+        assert_eq!(fdinfo_flock_taker(posix), None);
+        assert_eq!(fdinfo_flock_taker("pos:\t0\n"), None);
     }
 
     #[test]
