@@ -6,6 +6,7 @@ mod util;
 mod cgroup;
 mod core;
 mod cron;
+mod crontab;
 mod docs;
 mod observe;
 mod props;
