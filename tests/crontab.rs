@@ -331,7 +331,7 @@ fn fix_in_place_keeps_owner_mode_and_links() {
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     assert_eq!(
         std::fs::read_to_string(&target).unwrap(),
-        "@hourly root runonce --name true --timeout 59m -- /bin/true\n"
+        "@hourly root runonce --name job.true --timeout 59m -- /bin/true\n"
     );
     assert!(d.join("real.runonce-bak").exists());
 
@@ -456,8 +456,10 @@ fn command() -> impl Strategy<Value = String> {
         ][..],
     );
     let input = prop::sample::select(&["", "", "%in", "%line one%line\\%two%", "%a\\\\b%"][..]);
-    (wrapper, prop::collection::vec(prop::sample::select(PIECES), 0..6), suffix, input)
-        .prop_map(|(w, pieces, s, i)| format!("{w}printf '<\\%s>' {}{s}{i}", pieces.join(" ")))
+    // the builtin goes through `sh -c`, the program may run directly
+    let program = prop::sample::select(&["printf", "/usr/bin/printf"][..]);
+    (wrapper, program, prop::collection::vec(prop::sample::select(PIECES), 0..6), suffix, input)
+        .prop_map(|(w, p, pieces, s, i)| format!("{w}{p} '<\\%s>' {}{s}{i}", pieces.join(" ")))
 }
 
 fn crontab_text(kind: Kind) -> impl Strategy<Value = String> {
@@ -477,7 +479,7 @@ fn crontab_text(kind: Kind) -> impl Strategy<Value = String> {
 fn fixed(text: &[u8], kind: Kind) -> Vec<u8> {
     let c = parse::parse(text, kind, &AnyUser);
     assert!(c.is_valid(), "{}", String::from_utf8_lossy(text));
-    runonce::crontab::fix_crontab(&c).content
+    runonce::crontab::fix_crontab(&c, None).content
 }
 
 /// Each job line's schedule, user, and what `sh -c` and stdin get.
@@ -507,7 +509,7 @@ proptest! {
         let c = parse::parse(&bytes, kind, &AnyUser);
         prop_assert_eq!(c.render(|_| None), bytes.clone(), "a file renders back to itself");
         if c.is_valid() {
-            let fixed = runonce::crontab::fix_crontab(&c).content;
+            let fixed = runonce::crontab::fix_crontab(&c, None).content;
             let again = parse::parse(&fixed, kind, &AnyUser);
             prop_assert!(again.is_valid());
         }
@@ -518,7 +520,7 @@ proptest! {
         let c = parse::parse(text.as_bytes(), Kind::System, &AnyUser);
         prop_assert_eq!(c.render(|_| None), text.as_bytes().to_vec());
         if c.is_valid() {
-            let _ = runonce::crontab::fix_crontab(&c);
+            let _ = runonce::crontab::fix_crontab(&c, Some("file"));
         }
     }
 

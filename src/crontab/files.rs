@@ -32,6 +32,13 @@ pub fn kind_of(path: &Path) -> Kind {
     }
 }
 
+/// What new job names of a file start with: its name, for a file in a
+/// directory named `cron.d`.
+pub fn name_prefix(path: &Path) -> Option<String> {
+    let parent = path.parent()?.file_name()?;
+    (parent.as_bytes() == b"cron.d").then(|| path.file_name()?.to_str().map(str::to_string))?
+}
+
 /// cron reads only these names in `/etc/cron.d` (its default, non-LSB
 /// rule): letters, digits, `_` and `-`.
 pub fn cron_reads_name(name: &[u8]) -> bool {

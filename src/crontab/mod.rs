@@ -64,6 +64,7 @@ fn default_sources() -> Vec<Source> {
 }
 
 fn load(source: Source) -> Checked {
+    let mut prefix = None;
     let (label, kind, content, mut warnings) = match source {
         Source::Stdin => ("-".to_string(), Kind::User, files::read_stdin(), Vec::new()),
         Source::CrontabL => ("crontab -l".to_string(), Kind::User, files::crontab_l(), Vec::new()),
@@ -71,12 +72,13 @@ fn load(source: Source) -> Checked {
             let kind = files::kind_of(&path);
             let warnings =
                 if kind == Kind::System { files::system_file_problems(&path) } else { Vec::new() };
+            prefix = files::name_prefix(&path);
             (path.display().to_string(), kind, files::read(&path), warnings)
         }
     };
     let crontab = content.map(|c| parse::parse(&c, kind, &SystemUsers));
     let reviews = match &crontab {
-        Ok(c) if c.is_valid() => rewrite::review(c),
+        Ok(c) if c.is_valid() => rewrite::review(c, prefix.as_deref()),
         _ => Vec::new(),
     };
     if let Ok(c) = &crontab {
@@ -106,9 +108,10 @@ pub struct Fix {
     pub left: Vec<(usize, String)>,
 }
 
-/// What `--fix-crontab` makes of a crontab cron accepts.
-pub fn fix_crontab(crontab: &Crontab) -> Fix {
-    let reviews = rewrite::review(crontab);
+/// What `--fix-crontab` makes of a crontab cron accepts (`prefix`: see
+/// `rewrite::review`).
+pub fn fix_crontab(crontab: &Crontab, prefix: Option<&str>) -> Fix {
+    let reviews = rewrite::review(crontab, prefix);
     let mut left = Vec::new();
     let mut rewritten = 0;
     for r in &reviews {
@@ -155,7 +158,8 @@ pub fn fix(path: &Path) -> u8 {
     if !valid(&crontab, &label) {
         return OWN_FAILURE;
     }
-    let fixed = fix_crontab(&crontab);
+    let prefix = files::name_prefix(path);
+    let fixed = fix_crontab(&crontab, prefix.as_deref());
     report_left(&label, &fixed.left);
     if fixed.content == original.content {
         ui::print(&format!("{label}: nothing to rewrite\n"));
@@ -169,7 +173,7 @@ pub fn fix(path: &Path) -> u8 {
                 fixed.rewritten,
                 backup.display()
             ));
-            if let Some(w) = path_warning(&crontab, &rewrite::review(&crontab)) {
+            if let Some(w) = path_warning(&crontab, &rewrite::review(&crontab, None)) {
                 ui::warn(&format!("{label}: {w}"));
             }
             if kind == Kind::System && lsb_names() {
@@ -199,12 +203,12 @@ fn fix_stdin() -> u8 {
     if !valid(&crontab, "-") {
         return OWN_FAILURE;
     }
-    let fixed = fix_crontab(&crontab);
+    let fixed = fix_crontab(&crontab, None);
     report_left("-", &fixed.left);
     if crate::sys::write_all_fd(1, &fixed.content).is_err() {
         return OWN_FAILURE;
     }
-    if let Some(w) = path_warning(&crontab, &rewrite::review(&crontab)) {
+    if let Some(w) = path_warning(&crontab, &rewrite::review(&crontab, None)) {
         ui::warn(&format!("-: {w}"));
     }
     u8::from(!fixed.left.is_empty())

@@ -33,8 +33,10 @@ pub struct Fixed {
 }
 
 /// Reviews every job line of a crontab cron accepts, giving each rewritten
-/// line a name not used by another line of the file.
-pub fn review(crontab: &Crontab) -> Vec<Review> {
+/// line a name not used by another line of the file.  `prefix` starts the
+/// new names of a file in /etc/cron.d (its name), so that jobs of two
+/// packages' files never share a lock.
+pub fn review(crontab: &Crontab, prefix: Option<&str>) -> Vec<Review> {
     let jobs: Vec<(usize, &Job, Assessment)> = crontab
         .lines
         .iter()
@@ -63,7 +65,10 @@ pub fn review(crontab: &Crontab) -> Vec<Review> {
         let fix = match (&assessment.verdict, &assessment.plan) {
             (Verdict::Protected | Verdict::Empty, _) => None,
             (_, Err(why)) => Some(Err(why.clone())),
-            (_, Ok(plan)) => Some(rewrite(&line.text, job, plan, &assessment, &env, &mut used)),
+            (_, Ok(plan)) => {
+                let base = job_name(&assessment.name_words, prefix);
+                Some(rewrite(&line.text, job, plan, base, &env, &mut used))
+            }
         };
         out.push(Review { index: i, assessment, interval, reboot: job.schedule.reboot, fix });
     }
@@ -129,14 +134,14 @@ fn rewrite(
     text: &[u8],
     job: &Job,
     plan: &Plan,
-    assessment: &Assessment,
+    base: String,
     env: &Env,
     used: &mut HashSet<String>,
 ) -> Result<Fixed, String> {
     let shell_program = env.shell_program()?;
     let raw = job.command(text);
     let cmd = parse::split_command(raw);
-    let name = unique(base_name(&assessment.name_words, 0), used);
+    let name = unique(base, used);
     let timeout = match &plan.options.timeout {
         Some(t) => Some(t.clone()),
         None => schedule::derived_timeout(&job.schedule).map(schedule::format_duration),
@@ -225,6 +230,17 @@ fn unique(base: String, used: &mut HashSet<String>) -> String {
     }
     used.insert(name.clone());
     name
+}
+
+/// The name for a new line: from its command, after the file's prefix
+/// unless the command's name starts with it already (`sysstat.debian-sa1`,
+/// `certbot`).
+fn job_name(words: &[Vec<u8>], prefix: Option<&str>) -> String {
+    let base = base_name(words, 0);
+    match prefix {
+        Some(p) if !base.starts_with(p) => sanitize(format!("{p}.{base}").as_bytes(), 56),
+        _ => base,
+    }
 }
 
 /// Programs that say little by themselves: the name adds their first
@@ -326,7 +342,7 @@ pub fn base_name(words: &[Vec<u8>], depth: usize) -> String {
             }
         }
     }
-    sanitize(&name)
+    sanitize(&name, 48)
 }
 
 /// The words of the command doing the work in a shell script string.
@@ -335,7 +351,8 @@ fn script_words(script: &[u8]) -> Vec<Vec<u8>> {
     verdict::assess(&cmd).name_words
 }
 
-fn sanitize(raw: &[u8]) -> String {
+/// Name characters only, at most `max` of them.
+fn sanitize(raw: &[u8], max: usize) -> String {
     let mut out = String::new();
     for &c in raw {
         let c = char::from(c);
@@ -346,7 +363,7 @@ fn sanitize(raw: &[u8]) -> String {
         }
     }
     let trimmed = out.trim_matches(|c| c == '_' || c == '-' || c == '.');
-    let mut name: String = trimmed.chars().take(48).collect();
+    let mut name: String = trimmed.chars().take(max).collect();
     while name.ends_with(['_', '-', '.']) {
         name.pop();
     }
@@ -360,7 +377,7 @@ mod tests {
 
     fn fixed(input: &str, kind: Kind) -> String {
         let c = parse(input.as_bytes(), kind, &AnyUser);
-        let reviews = review(&c);
+        let reviews = review(&c, None);
         let out = c.render(|l| {
             reviews
                 .iter()
@@ -453,7 +470,7 @@ mod tests {
         let f = fixed("SHELL=/bin/bash\n* * * * * echo {a,b} > /tmp/x\n", Kind::User);
         assert!(f.contains("-- /bin/bash -c 'echo {a,b} > /tmp/x'"), "{f}");
         let c = parse(b"SHELL=/usr/bin/fish\n* * * * * x\n", Kind::User, &AnyUser);
-        assert!(review(&c)[0].fix.as_ref().unwrap().is_err());
+        assert!(review(&c, None)[0].fix.as_ref().unwrap().is_err());
     }
 
     #[test]
@@ -461,7 +478,7 @@ mod tests {
         let cmd = format!("* * * * * x {}\n", "a".repeat(970));
         let c = parse(cmd.as_bytes(), Kind::User, &AnyUser);
         assert!(c.is_valid());
-        let r = &review(&c)[0];
+        let r = &review(&c, None)[0];
         assert!(r.fix.as_ref().unwrap().as_ref().unwrap_err().contains("bytes"));
     }
 
