@@ -28,13 +28,15 @@ complete -c runonce -l retry-delay -d 'Pause before the first retry; doubles eac
 complete -c runonce -l retry-max-delay -d 'Longest pause between retries' -r -f
 complete -c runonce -l max-failures -d 'Circuit breaker: after N consecutive failed runs, skip runs until --cooldown has passed since the last failure' -r -f
 complete -c runonce -l cooldown -d 'How long the circuit breaker stays open' -r -f
+complete -c runonce -l check-crontab -d 'Check crontabs (- for stdin; default: yours through crontab -l, and for root /etc/crontab and /etc/cron.d): each job line\'s protection, what it risks and its safe rewrite; exit 0 if runonce protects every job line, 1 if not, 125 if a file is not a crontab' -r -f
+complete -c runonce -l fix-crontab -d 'Rewrite FILE in place (keeping FILE.runonce-bak), or stdin to stdout for -, so that every job line runs under runonce' -r -f
 complete -c runonce -l replace -d 'Terminate the running instance (its whole process tree) and run in its place'
 complete -c runonce -l foreground -d 'Leave the command in runonce\'s process group so it can use the terminal; only its own process tree is signalled'
 complete -c runonce -l keep-orphans -d 'Let processes the command leaves behind live on (the lock is released when runonce exits)'
 complete -c runonce -l io-idle -d 'Run with idle I/O priority'
 complete -c runonce -l strict-limits -d 'Refuse to run (exit 125) when a limit cannot be applied'
 complete -c runonce -s q -l quiet -d 'chronic(1) mode: print the command\'s output only if the run failed'
-complete -c runonce -l json -d 'With --status: print JSON'
+complete -c runonce -l json -d 'With --status or --check-crontab: print JSON'
 complete -c runonce -l retry-on-timeout -d 'Retry an attempt that timed out, too'
 complete -c runonce -s h -l help -d 'Print help'
 complete -c runonce -s V -l version -d 'Print version'

@@ -234,13 +234,13 @@ pub struct Cli {
     /// what it risks and its safe rewrite; exit 0 if runonce protects every
     /// job line, 1 if not, 125 if a file is not a crontab
     #[arg(long, value_name = "FILE", num_args = 0.., value_hint = clap::ValueHint::FilePath,
-          help_heading = "Crontabs")]
+          help_heading = "Making a crontab safe")]
     pub check_crontab: Option<Vec<PathBuf>>,
 
     /// Rewrite FILE in place (keeping FILE.runonce-bak), or stdin to stdout
     /// for -, so that every job line runs under runonce
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath,
-          conflicts_with_all = ["status", "check_crontab"], help_heading = "Crontabs")]
+          conflicts_with_all = ["status", "check_crontab"], help_heading = "Making a crontab safe")]
     pub fix_crontab: Option<PathBuf>,
 
     /// The command and its arguments

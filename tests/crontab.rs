@@ -482,8 +482,19 @@ fn fixed(text: &[u8], kind: Kind) -> Vec<u8> {
     runonce::crontab::fix_crontab(&c, None).content
 }
 
+/// A job line as cron runs it.
+#[derive(Debug, PartialEq, Eq)]
+struct JobParts {
+    number: usize,
+    schedule: Vec<u8>,
+    user: Option<Vec<u8>>,
+    /// What `sh -c` runs.
+    shell: Vec<u8>,
+    input: Vec<u8>,
+}
+
 /// Each job line's schedule, user, and what `sh -c` and stdin get.
-fn job_parts(text: &[u8], kind: Kind) -> Vec<(usize, Vec<u8>, Option<Vec<u8>>, Vec<u8>, Vec<u8>)> {
+fn job_parts(text: &[u8], kind: Kind) -> Vec<JobParts> {
     let c = parse::parse(text, kind, &AnyUser);
     c.lines
         .iter()
@@ -493,7 +504,13 @@ fn job_parts(text: &[u8], kind: Kind) -> Vec<(usize, Vec<u8>, Option<Vec<u8>>, V
                 let cmd = parse::split_command(raw);
                 let input =
                     cmd.input_at.map(|at| parse::job_input(&raw[at + 1..])).unwrap_or_default();
-                Some((l.number, l.text[j.when.clone()].to_vec(), j.user.clone(), cmd.shell, input))
+                Some(JobParts {
+                    number: l.number,
+                    schedule: l.text[j.when.clone()].to_vec(),
+                    user: j.user.clone(),
+                    shell: cmd.shell,
+                    input,
+                })
             }
             _ => None,
         })
@@ -535,8 +552,8 @@ proptest! {
         let (before, after) = (job_parts(text.as_bytes(), kind), job_parts(&once, kind));
         prop_assert_eq!(before.len(), after.len());
         for (b, a) in before.iter().zip(&after) {
-            prop_assert_eq!((b.0, &b.1, &b.2), (a.0, &a.1, &a.2), "line, schedule and user");
-            prop_assert_eq!(&b.4, &a.4, "standard input");
+            prop_assert_eq!((b.number, &b.schedule, &b.user), (a.number, &a.schedule, &a.user), "line, schedule and user");
+            prop_assert_eq!(&b.input, &a.input, "standard input");
         }
         let lines = |t: &[u8]| t.split(|&b| b == b'\n').count();
         prop_assert_eq!(lines(text.as_bytes()), lines(&once));
@@ -591,8 +608,8 @@ fn same_run(original_line: &str, path: &str, dir: &Path) -> Result<(), String> {
     let out = fixed(line.as_bytes(), Kind::User);
     let (before, after) = (job_parts(line.as_bytes(), Kind::User), job_parts(&out, Kind::User));
     let (b, a) = (&before[0], &after[0]);
-    let was = run_like_cron(&b.3, &b.4, "/usr/bin:/bin", dir);
-    let now = run_like_cron(&a.3, &a.4, path, dir);
+    let was = run_like_cron(&b.shell, &b.input, "/usr/bin:/bin", dir);
+    let now = run_like_cron(&a.shell, &a.input, path, dir);
     if was == now {
         Ok(())
     } else {
@@ -639,4 +656,34 @@ fn tricky_lines_run_the_same_under_the_real_runonce() {
     ] {
         same_run(line, &path, dir.path()).unwrap();
     }
+}
+
+/// The code block after `marker` in `text` (```…``` or roff .nf/.fi).
+fn block_after(text: &str, marker: &str) -> String {
+    let rest =
+        &text[text.find(marker).unwrap_or_else(|| panic!("{marker:?} missing")) + marker.len()..];
+    let (open, close) = if rest.trim_start().starts_with("```") {
+        ("```crontab\n", "```")
+    } else {
+        (".nf\n", ".fi")
+    };
+    let start = rest.find(open).unwrap() + open.len();
+    rest[start..start + rest[start..].find(close).unwrap()].to_string()
+}
+
+#[test]
+fn readme_and_man_page_show_what_the_fix_writes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = &readme[readme.find("## Make a whole crontab safe").unwrap()..];
+    let (before, after) = (block_after(section, "Before:"), block_after(section, "After:"));
+    let o = runonce(&["--fix-crontab", "-"], Some(before.as_bytes()));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), after, "README");
+
+    let man = std::fs::read_to_string(root.join("man/runonce.1.in")).unwrap();
+    let both = block_after(&man, "Before and after:").replace("\\-", "-").replace("\\(aq", "'");
+    let (before, after) = both.split_once("\n\n").unwrap();
+    let o = runonce(&["--fix-crontab", "-"], Some(format!("{before}\n").as_bytes()));
+    assert_eq!(stdout(&o), after, "man page");
 }

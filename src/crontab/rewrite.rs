@@ -330,8 +330,7 @@ pub fn base_name(words: &[Vec<u8>], depth: usize) -> String {
         {
             return base_name(&script_words(script), depth + 1);
         }
-        let mut args = rest.iter();
-        while let Some(a) = args.next() {
+        for a in rest {
             if a == b"-m" || a == b"-f" {
                 continue; // python -m MODULE, make -f FILE: the value names it
             }

@@ -146,7 +146,8 @@ impl Iterator for Calendar {
             return None;
         }
         let out = (self.month, self.day, self.weekday);
-        let leap = self.year % 4 == 0 && (self.year % 100 != 0 || self.year % 400 == 0);
+        let y = self.year;
+        let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
         let length = match self.month {
             2 if leap => 29,
             2 => 28,

@@ -648,7 +648,7 @@ fn timeout_duration(v: &[u8]) -> Result<String, String> {
         _ => return Err(format!("timeout: invalid duration '{t}'")),
     };
     let value: f64 = number.parse().map_err(|_| format!("timeout: invalid duration '{t}'"))?;
-    if !(value >= 0.0) {
+    if value.is_nan() || value < 0.0 {
         return Err(format!("timeout: invalid duration '{t}'"));
     }
     let secs = value * scale;
@@ -857,13 +857,13 @@ mod tests {
         assert_eq!(p.inner, Inner::Words(24));
         assert_eq!(plan("timeout 1.5m x").options.timeout.as_deref(), Some("1.5m"));
         assert_eq!(plan("timeout 1e2 x").options.timeout.as_deref(), Some("100"));
-        assert_eq!(plan("timeout --foreground 1h x").options.foreground, true);
+        assert!(plan("timeout --foreground 1h x").options.foreground);
         let p = plan("flock -n /l timeout 600 chronic x");
         assert_eq!(
             (p.options.lock.is_some(), p.options.timeout.as_deref(), p.options.quiet),
             (true, Some("600"), true)
         );
-        assert_eq!(plan("run-this-one x").options.replace, true);
+        assert!(plan("run-this-one x").options.replace);
         let p = plan("timeout --preserve-status 5 x");
         assert_eq!(p.inner, Inner::Shell(b"timeout --preserve-status 5 x".to_vec()));
     }
