@@ -228,20 +228,9 @@ fn word(s: &[u8], start: usize) -> Result<Word, Unreadable> {
                 plain &= p;
                 i = end + 1;
             }
-            b'$' => {
-                let end = dollar(s, i)?;
-                if end == i + 1 {
-                    value.push(b'$'); // a lone `$` is literal
-                } else {
-                    plain = false;
-                    value.extend_from_slice(&s[i..end]);
-                }
-                i = end;
-            }
-            b'`' => {
-                let end = backquote(s, i)?;
-                plain = false;
-                value.extend_from_slice(&s[i..end]);
+            b'$' | b'`' => {
+                let (end, expands) = substitution(s, i, &mut value)?;
+                plain &= !expands;
                 i = end;
             }
             b'*' | b'?' | b'[' => {
@@ -291,20 +280,9 @@ fn double_quoted(s: &[u8], mut i: usize, value: &mut Vec<u8>) -> Result<(usize, 
                 }
                 i += 2;
             }
-            b'$' => {
-                let end = dollar(s, i)?;
-                if end == i + 1 {
-                    value.push(b'$');
-                } else {
-                    plain = false;
-                    value.extend_from_slice(&s[i..end]);
-                }
-                i = end;
-            }
-            b'`' => {
-                let end = backquote(s, i)?;
-                plain = false;
-                value.extend_from_slice(&s[i..end]);
+            b'$' | b'`' => {
+                let (end, expands) = substitution(s, i, value)?;
+                plain &= !expands;
                 i = end;
             }
             c => {
@@ -314,6 +292,14 @@ fn double_quoted(s: &[u8], mut i: usize, value: &mut Vec<u8>) -> Result<(usize, 
         }
     }
     Err(Unreadable)
+}
+
+/// A `$…` or `` `…` `` at `i`, its text appended to `value`: returns its
+/// end and whether it expands (a lone `$` is literal).
+fn substitution(s: &[u8], i: usize, value: &mut Vec<u8>) -> Result<(usize, bool), Unreadable> {
+    let end = if s[i] == b'`' { backquote(s, i)? } else { dollar(s, i)? };
+    value.extend_from_slice(&s[i..end]);
+    Ok((end, s[i] == b'`' || end > i + 1))
 }
 
 /// A `$` expansion at `i`; returns its end (`i + 1` for a literal `$`).
