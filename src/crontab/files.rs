@@ -100,21 +100,41 @@ pub fn crontab_l() -> Result<Vec<u8>, String> {
     Err(format!("crontab -l failed: {}", err.trim()))
 }
 
-pub fn read_stdin() -> Result<Vec<u8>, String> {
+/// More than cron reads (10000 lines of at most 1000 bytes): not a crontab.
+const MAX_SIZE: u64 = 16 << 20;
+
+/// Reads at most MAX_SIZE bytes.
+fn read_capped(from: impl Read, what: &dyn std::fmt::Display) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
-    std::io::stdin().lock().read_to_end(&mut buf).map_err(|e| format!("cannot read stdin: {e}"))?;
+    from.take(MAX_SIZE + 1).read_to_end(&mut buf).map_err(|e| format!("{what}: {e}"))?;
+    if buf.len() as u64 > MAX_SIZE {
+        return Err(format!("{what}: larger than {} MiB, not a crontab", MAX_SIZE >> 20));
+    }
     Ok(buf)
 }
 
-pub fn read(path: &Path) -> Result<Vec<u8>, String> {
-    let mut file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_stdin() -> Result<Vec<u8>, String> {
+    read_capped(std::io::stdin().lock(), &"stdin")
+}
+
+/// Opens a file to read without blocking on a FIFO; only a regular file
+/// is read.
+fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let meta = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{}: not a regular file", path.display()));
     }
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(buf)
+    Ok((file, meta))
+}
+
+pub fn read(path: &Path) -> Result<Vec<u8>, String> {
+    let (file, _) = open_regular(path)?;
+    read_capped(file, &path.display())
 }
 
 /// cron's `getpwnam`.
@@ -173,13 +193,8 @@ pub struct Original {
 
 pub fn read_original(given: &Path) -> Result<Original, String> {
     let path = std::fs::canonicalize(given).map_err(|e| format!("{}: {e}", given.display()))?;
-    let mut file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let meta = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{}: not a regular file", path.display()));
-    }
-    let mut content = Vec::new();
-    file.read_to_end(&mut content).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (file, meta) = open_regular(&path)?;
+    let content = read_capped(file, &path.display())?;
     Ok(Original { path, content, meta })
 }
 

@@ -82,16 +82,19 @@ fn load(source: Source) -> Checked {
         _ => Vec::new(),
     };
     if let Ok(c) = &crontab {
-        warnings.extend(path_warning(c, &reviews));
+        warnings.extend(path_warning(c, first_fixed(&reviews)));
     }
     Checked { label, kind, crontab, reviews, warnings }
 }
 
+fn first_fixed(reviews: &[rewrite::Review]) -> Option<usize> {
+    reviews.iter().find(|r| matches!(r.fix, Some(Ok(_)))).map(|r| r.index)
+}
+
 /// Rewritten lines call `runonce` by name: say so when cron's PATH for
-/// them would not find it.
-fn path_warning(crontab: &Crontab, reviews: &[rewrite::Review]) -> Option<String> {
-    let first = reviews.iter().find(|r| matches!(r.fix, Some(Ok(_))))?;
-    let path = rewrite::path_at(crontab, first.index);
+/// them (from line `first_fixed` on) would not find it.
+fn path_warning(crontab: &Crontab, first_fixed: Option<usize>) -> Option<String> {
+    let path = rewrite::path_at(crontab, first_fixed?);
     (!files::runonce_in_path(&path)).then(|| {
         format!(
             "runonce is not in the PATH cron gives these jobs ({}): add its directory to a PATH= line",
@@ -106,6 +109,8 @@ pub struct Fix {
     pub rewritten: usize,
     /// Line numbers and why.
     pub left: Vec<(usize, String)>,
+    /// Index of the first rewritten line.
+    pub first_fixed: Option<usize>,
 }
 
 /// What `--fix-crontab` makes of a crontab cron accepts (`prefix`: see
@@ -121,14 +126,15 @@ pub fn fix_crontab(crontab: &Crontab, prefix: Option<&str>) -> Fix {
             None => {}
         }
     }
-    let content = crontab.render(|line| {
-        reviews
-            .iter()
-            .find(|r| crontab.lines[r.index].number == line.number)
-            .and_then(|r| r.fix.as_ref()?.as_ref().ok())
-            .map(|f| f.line.clone())
-    });
-    Fix { content, rewritten, left }
+    let mut new_lines = vec![None; crontab.lines.len()];
+    for r in &reviews {
+        if let Some(Ok(f)) = &r.fix {
+            new_lines[r.index] = Some(f.line.clone());
+        }
+    }
+    // line numbers are 1-based indexes
+    let content = crontab.render(|line| new_lines[line.number - 1].take());
+    Fix { content, rewritten, left, first_fixed: first_fixed(&reviews) }
 }
 
 /// What `crontab -` makes of `--fix-crontab -`'s output when it fails: a
@@ -173,7 +179,7 @@ pub fn fix(path: &Path) -> u8 {
                 fixed.rewritten,
                 backup.display()
             ));
-            if let Some(w) = path_warning(&crontab, &rewrite::review(&crontab, None)) {
+            if let Some(w) = path_warning(&crontab, fixed.first_fixed) {
                 ui::warn(&format!("{label}: {w}"));
             }
             if kind == Kind::System && lsb_names() {
@@ -208,7 +214,7 @@ fn fix_stdin() -> u8 {
     if crate::sys::write_all_fd(1, &fixed.content).is_err() {
         return OWN_FAILURE;
     }
-    if let Some(w) = path_warning(&crontab, &rewrite::review(&crontab, None)) {
+    if let Some(w) = path_warning(&crontab, fixed.first_fixed) {
         ui::warn(&format!("-: {w}"));
     }
     u8::from(!fixed.left.is_empty())

@@ -104,22 +104,44 @@ impl Schedule {
         }
         let times = self.times();
         let (&first, &last) = (times.first()?, times.last()?);
-        let mut best: Option<u64> = times.windows(2).map(|w| u64::from(w[1] - w[0])).min();
-        let mut previous_day: Option<u64> = None;
+        let within_day = times.windows(2).map(|w| u64::from(w[1] - w[0])).min();
+        let across_days = self
+            .shortest_day_gap()
+            .map(|days| days * 1440 + u64::from(first) - u64::from(last));
+        match (within_day, across_days) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The fewest days between two days it runs on.  The day fields of a
+    /// crontab repeat a lot (`* * *`, `* * 0`): each is computed once.
+    fn shortest_day_gap(&self) -> Option<u64> {
+        type Key = (u64, u64, u64, bool, bool);
+        thread_local! {
+            static GAPS: std::cell::RefCell<std::collections::HashMap<Key, Option<u64>>> =
+                std::cell::RefCell::default();
+        }
+        let key = (self.months, self.days, self.weekdays, self.day_star, self.weekday_star);
+        if let Some(gap) = GAPS.with(|g| g.borrow().get(&key).copied()) {
+            return gap;
+        }
+        let mut best: Option<u64> = None;
+        let mut previous: Option<u64> = None;
         for (index, (month, day, weekday)) in Calendar::cycle().enumerate() {
             if !self.runs_on(month, day, weekday) {
                 continue;
             }
             let index = index as u64;
-            if let Some(p) = previous_day {
-                let gap = (index - p) * 1440 + u64::from(first) - u64::from(last);
-                best = Some(best.map_or(gap, |b| b.min(gap)));
+            if let Some(p) = previous {
+                best = Some(best.map_or(index - p, |b| b.min(index - p)));
                 if index - p == 1 {
                     break; // no two days are closer
                 }
             }
-            previous_day = Some(index);
+            previous = Some(index);
         }
+        GAPS.with(|g| g.borrow_mut().insert(key, best));
         best
     }
 }

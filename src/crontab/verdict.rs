@@ -298,8 +298,15 @@ pub fn runonce_names(args: &[Word]) -> Vec<Vec<u8>> {
 
 /// Walks runonce's own options as its parser does (cli.rs): up to `--` or
 /// the first word that is not an option.
-fn runonce_options(args: &[Word], mut each: impl FnMut(&str, Option<&[u8]>)) {
-    let cmd = crate::cli::command();
+fn runonce_options(args: &[Word], each: impl FnMut(&str, Option<&[u8]>)) {
+    thread_local! {
+        // built once: a crontab may hold thousands of runonce lines
+        static CLI: clap::Command = crate::cli::command();
+    }
+    CLI.with(|cmd| walk_options(cmd, args, each));
+}
+
+fn walk_options(cmd: &clap::Command, args: &[Word], mut each: impl FnMut(&str, Option<&[u8]>)) {
     let mut i = 0;
     while let Some(w) = args.get(i) {
         let v = &w.value;
