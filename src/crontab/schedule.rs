@@ -105,9 +105,8 @@ impl Schedule {
         let times = self.times();
         let (&first, &last) = (times.first()?, times.last()?);
         let within_day = times.windows(2).map(|w| u64::from(w[1] - w[0])).min();
-        let across_days = self
-            .shortest_day_gap()
-            .map(|days| days * 1440 + u64::from(first) - u64::from(last));
+        let across_days =
+            self.shortest_day_gap().map(|days| days * 1440 + u64::from(first) - u64::from(last));
         match (within_day, across_days) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -176,6 +176,7 @@ pub fn assess(cmd: &Command) -> Assessment {
             Peeled::Untranslatable { by, .. } | Peeled::Refused { by, .. } if !by.is_empty() => {
                 a.verdict = Verdict::Partial;
                 a.notes.push(format!("{} covers only part of this line", by.join(" ")));
+                a.missing = missing_for(&provided_by(&by));
                 a.by = by;
             }
             _ => {}
@@ -211,8 +212,8 @@ fn assess_simple(s: &[u8], lead: usize, simple: &shell::Simple, background: bool
         Peeled::Refused { by, why } => {
             let verdict = if by.is_empty() { Verdict::Unprotected } else { Verdict::Partial };
             let mut a = Assessment::new(verdict, Err(why));
+            a.missing = missing_for(&provided_by(&by));
             a.by = by;
-            a.missing = missing_for(&Options::default());
             a.name_words = peeled_words(words);
             a
         }
@@ -222,8 +223,8 @@ fn assess_simple(s: &[u8], lead: usize, simple: &shell::Simple, background: bool
                 Ok(Plan { options: Options::default(), inner: Inner::Shell(s.to_vec()) }),
             );
             a.notes.push(format!("kept inside the shell: {why}"));
+            a.missing = missing_for(&provided_by(&by));
             a.by = by;
-            a.missing = missing_for(&Options::default());
             a.name_words = peeled_words(words);
             a
         }
@@ -233,46 +234,66 @@ fn assess_simple(s: &[u8], lead: usize, simple: &shell::Simple, background: bool
             a.missing = missing_for(&options);
             a.by = by;
             a.name_words = peeled_words(&words[inner..]);
-            a.plan = if background {
-                Err(BACKGROUND.into())
-            } else if let Some(body) = options.shell_command.take() {
-                Ok(Plan { options, inner: Inner::Shell(body) })
-            } else if inner == words.len() {
-                Err(format!("`{}` runs no command", text(words)))
-            } else {
-                let first = &words[inner];
-                let spliceable = simple.assignments.is_empty()
-                    && simple.redirects.is_empty()
+            let plain_wrappers = simple.assignments.is_empty() && simple.redirects.is_empty();
+            let inner_form = if let Some(body) = options.shell_command.take() {
+                // flock -c STRING: whatever else the line holds stays with it
+                plain_wrappers.then_some(Inner::Shell(body))
+            } else if let Some(first) = words.get(inner) {
+                let spliceable = plain_wrappers
                     && words[inner..].iter().all(|w| w.plain)
                     && !shell::is_builtin(&first.value)
                     && !shell::is_reserved(&first.value);
-                let inner_form = if spliceable {
-                    Inner::Words(lead + first.span.start)
+                if spliceable {
+                    Some(Inner::Words(lead + first.span.start))
                 } else {
-                    Inner::Shell(shell_body(s, simple, inner))
-                };
-                Ok(Plan { options, inner: inner_form })
+                    // after a wrapper, `A=1` is a program name, not an assignment
+                    (!first.assignment || inner == 0)
+                        .then(|| Inner::Shell(shell_body(s, simple, inner)))
+                }
+            } else {
+                a.plan = Err(format!("`{}` runs no command", text(words)));
+                return a;
+            };
+            a.plan = if background {
+                Err(BACKGROUND.into())
+            } else {
+                Ok(match inner_form {
+                    Some(inner) => Plan { options, inner },
+                    None => {
+                        a.notes.push("kept inside the shell as written".into());
+                        Plan { options: Options::default(), inner: Inner::Shell(s.to_vec()) }
+                    }
+                })
             };
             a
         }
     }
 }
 
+/// What the wrappers named in `by` give, where their options could not be
+/// translated.
+fn provided_by(by: &[String]) -> Options {
+    let named = |p: &str| by.iter().any(|b| b == p || b.starts_with(&format!("{p} ")));
+    Options {
+        locked: named("flock") || named("run-one") || named("run-this-one"),
+        timeout: named("timeout").then(|| "?".into()),
+        ..Options::default()
+    }
+}
+
 /// The shell text runonce is to run when the words after the wrappers are
-/// not plain: the assignments, the inner command with everything after it,
-/// and the redirections that came before it.
+/// not plain: the assignments, the redirections that came before the inner
+/// command (in their order: `>log 2>&1` is not `2>&1 >log`), then the inner
+/// command with everything after it.
 fn shell_body(s: &[u8], simple: &shell::Simple, inner: usize) -> Vec<u8> {
     let start = simple.words[inner].span.start;
     let mut body = Vec::new();
-    for a in &simple.assignments {
-        body.extend_from_slice(&s[a.span.clone()]);
+    let before = simple.redirects.iter().filter(|r| r.start < start);
+    for span in simple.assignments.iter().map(|a| &a.span).chain(before) {
+        body.extend_from_slice(&s[span.clone()]);
         body.push(b' ');
     }
     body.extend_from_slice(&s[start..]);
-    for r in simple.redirects.iter().filter(|r| r.start < start) {
-        body.push(b' ');
-        body.extend_from_slice(&s[r.clone()]);
-    }
     body
 }
 
@@ -880,8 +901,13 @@ mod tests {
         assert_eq!(plan("x > log 2>&1").inner, Inner::Shell(b"x > log 2>&1".to_vec()));
         let p = plan("flock -n /l x > log");
         assert_eq!(p.inner, Inner::Shell(b"x > log".to_vec()));
-        let p = plan(">log flock -n /l x");
-        assert_eq!(p.inner, Inner::Shell(b"x >log".to_vec()));
+        let p = plan(">log flock -n /l x 2>&1");
+        assert_eq!(p.inner, Inner::Shell(b">log x 2>&1".to_vec()));
+        let p = plan("flock -n /l -c 'a | b' > log");
+        assert_eq!(p.inner, Inner::Shell(b"flock -n /l -c 'a | b' > log".to_vec()));
+        let p = plan("timeout 5 A=1 x $y");
+        assert_eq!(p.inner, Inner::Shell(b"timeout 5 A=1 x $y".to_vec()));
+        assert_eq!(a("flock -s /l x").missing, [Missing::Timeout, Missing::Record]);
         let p = plan("A=1 flock -n /l x");
         assert_eq!(p.inner, Inner::Shell(b"A=1 x".to_vec()));
         assert_eq!(plan("echo hi").inner, Inner::Shell(b"echo hi".to_vec()));
