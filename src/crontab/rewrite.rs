@@ -282,9 +282,10 @@ fn launcher_options(program: &[u8]) -> Option<&'static [&'static [u8]]> {
         b"nice" => &[b"-n", b"--adjustment"],
         b"ionice" => &[b"-c", b"-n", b"-p", b"-P", b"-u", b"--class", b"--classdata"],
         b"sudo" => &[b"-u", b"-g", b"-C", b"-D", b"-h", b"-p", b"-r", b"-t", b"-U"],
+        b"timeout" => &[b"-k", b"--kill-after", b"-s", b"--signal"],
+        b"flock" => &[b"-w", b"--wait", b"--timeout", b"-E", b"--conflict-exit-code"],
         b"chrt" | b"taskset" | b"nohup" | b"exec" | b"setsid" | b"stdbuf" | b"time"
-        | b"command" | b"env" | b"doas" | b"flock" | b"timeout" | b"chronic" | b"run-one"
-        | b"run-this-one" => &[],
+        | b"command" | b"env" | b"doas" | b"chronic" | b"run-one" | b"run-this-one" => &[],
         _ => return None,
     })
 }
@@ -491,6 +492,8 @@ mod tests {
         assert_eq!(n(&["python3", "-m", "collector"]), "python3-collector");
         assert_eq!(n(&["sh", "-c", "cd /x && ./run"]), "run");
         assert_eq!(n(&["env", "A=1", "x"]), "x");
+        assert_eq!(n(&["timeout", "-k", "5", "60", "/opt/b"]), "b");
+        assert_eq!(n(&["flock", "-w", "5", "/l", "timeout", "9", "c"]), "c");
         assert_eq!(n(&["@@@"]), "job");
         assert_eq!(n(&[]), "job");
         assert_eq!(n(&["ümlaut"]), "mlaut");
