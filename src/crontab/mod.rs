@@ -253,3 +253,35 @@ fn lsb_names() -> bool {
             .any(|w| w.starts_with('-') && !w.starts_with("--") && w.contains('l'))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use clap::Parser;
+
+    use crate::cli::Cli;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("runonce").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_line_forms() {
+        assert_eq!(parse(&["--check-crontab"]).unwrap().check_crontab, Some(vec![]));
+        let c = parse(&["--check-crontab", "/etc/crontab", "-", "--json"]).unwrap();
+        assert_eq!(c.check_crontab, Some(vec![PathBuf::from("/etc/crontab"), PathBuf::from("-")]));
+        assert!(c.json);
+        assert!(parse(&["--json", "--check-crontab", "f"]).unwrap().json);
+        assert_eq!(parse(&["--fix-crontab", "-"]).unwrap().fix_crontab, Some(PathBuf::from("-")));
+        for bad in [
+            &["--fix-crontab", "f", "--json"][..],
+            &["--fix-crontab"],
+            &["--check-crontab", "--status"],
+            &["--fix-crontab", "f", "--check-crontab"],
+            &["--check-crontab", "f", "--", "ls"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
