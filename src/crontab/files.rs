@@ -24,6 +24,9 @@ pub const CRON_DEFAULT_PATH: &[u8] = b"/usr/bin:/bin";
 /// in a directory named `cron.d` (also a copy of an `/etc` tree elsewhere,
 /// `…/etc/crontab`).  Everything else is a user's crontab.
 pub fn kind_of(path: &Path) -> Kind {
+    // `crontab` given in /etc is /etc/crontab; a link is judged by its own
+    // place, as cron finds it
+    let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let parent = path.parent().and_then(Path::file_name).map(|n| n.as_bytes());
     let name = path.file_name().map(|n| n.as_bytes());
     match (parent, name) {
@@ -35,6 +38,7 @@ pub fn kind_of(path: &Path) -> Kind {
 /// What new job names of a file start with: its name, for a file in a
 /// directory named `cron.d`.
 pub fn name_prefix(path: &Path) -> Option<String> {
+    let path = &std::path::absolute(path).ok()?;
     let parent = path.parent()?.file_name()?;
     (parent.as_bytes() == b"cron.d").then(|| path.file_name()?.to_str().map(str::to_string))?
 }
