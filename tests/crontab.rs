@@ -241,6 +241,20 @@ fn check_exit_status_and_verdicts() {
     assert!(text.contains("missing: timeout, record"), "{text}");
     assert!(text.contains("fix:  */10 * * * * runonce --name x --timeout 9m"), "{text}");
 
+    // a timeout(1) longer than the schedule's interval is kept, and said
+    let long = write(d, "long", "*/5 * * * * timeout 1h /opt/x\n");
+    let (_, v) = check_json(&[&long]);
+    let j = &v["files"][0]["jobs"][0];
+    assert_eq!(j["timeout"], "1h");
+    assert!(
+        j["risks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("longer than the 5 minutes")),
+        "{j:#}"
+    );
+
     // stdin is a user crontab
     let o = runonce(&["--check-crontab", "-"], Some(b"@daily root /bin/x\n"));
     assert_eq!(code(&o), 1);

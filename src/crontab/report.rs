@@ -131,6 +131,15 @@ pub fn risks(r: &Review) -> Vec<String> {
             }
         }
     }
+    let kept = a.plan.as_ref().ok().and_then(|p| p.options.timeout.as_deref());
+    if let (Some(t), Some(minutes)) = (kept, r.interval)
+        && crate::parse::duration(t).is_ok_and(|d| d.as_secs() > minutes * 60)
+    {
+        out.push(format!(
+            "its timeout {t} is longer than the {} between runs: under runonce the runs due meanwhile are skipped",
+            describe_minutes(minutes)
+        ));
+    }
     if a.by.iter().any(|b| b.starts_with("timeout")) {
         out.push(
             "timeout(1) signals one process group: a child that calls setsid survives it".into(),
