@@ -95,7 +95,7 @@ impl Logger {
         }
         let words = rec.to_words();
         let sent = match &mut self.syslog {
-            Syslog::Connected(conn) => match severity(rec.outcome) {
+            Syslog::Connected(conn) => match record_severity(rec) {
                 Severity::Info => conn.info(&words),
                 Severity::Warning => conn.warning(&words),
                 Severity::Err => conn.err(&words),
@@ -155,6 +155,15 @@ enum Severity {
     Err,
 }
 
+/// A run that went on without its fleet lease is worth a warning, even
+/// when it succeeds.
+fn record_severity(rec: &Record) -> Severity {
+    match severity(rec.outcome) {
+        Severity::Info if rec.lease_error.is_some() => Severity::Warning,
+        s => s,
+    }
+}
+
 fn severity(outcome: Option<Outcome>) -> Severity {
     match outcome {
         None | Some(Outcome::Ok | Outcome::Skipped | Outcome::Cooldown) => Severity::Info,
@@ -178,6 +187,7 @@ mod tests {
             (Outcome::Idle, Severity::Err),
             (Outcome::Signaled, Severity::Err),
             (Outcome::Error, Severity::Err),
+            (Outcome::LostLock, Severity::Err),
         ] {
             assert_eq!(severity(Some(o)), want, "{o:?}");
         }

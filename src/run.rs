@@ -8,6 +8,7 @@ use crate::cgroup::{self, Cgroup, Made};
 use crate::cli::{Contain, Wait};
 use crate::config::Config;
 use crate::exit_code;
+use crate::fleet::{self, Lease, Taken};
 use crate::limits;
 use crate::lock::{self, Holder, Lock, Waited};
 use crate::log::Logger;
@@ -65,6 +66,11 @@ struct Ctx<'a> {
     slot: Option<u32>,
     /// Problems with the state or metrics dir already reported on stderr.
     warned: Vec<String>,
+    /// The fleet lease's holder: this run once it holds the lease, another
+    /// host's run when the lease is busy (man page, FLEET).
+    lease_seen: Option<fleet::Holder>,
+    /// `--lock-url-optional`: why the run goes on without the lease.
+    lease_error: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -98,6 +104,10 @@ impl Ctx<'_> {
             oom_kills: None,
             output_lost_bytes: None,
             message: None,
+            fencing_token: self.lease_seen.as_ref().map(|h| h.token),
+            lease_host: self.lease_seen.as_ref().map(|h| h.host.clone()),
+            lease_pid: self.lease_seen.as_ref().map(|h| h.pid),
+            lease_error: self.lease_error.clone(),
             host: self.host.clone(),
             uid: sys::geteuid(),
         }
@@ -112,7 +122,7 @@ impl Ctx<'_> {
         let updated = self.store.update(
             &self.cfg.name,
             |s| s.apply(&rec),
-            |s| metrics_error = publish(self.cfg, self.slot, s).err(),
+            |s| metrics_error = publish(self.cfg, self.slot, s, self.lease_seen.as_ref()).err(),
         );
         match updated {
             Ok(s) if rec.outcome == Some(Outcome::Skipped) => {
@@ -135,7 +145,7 @@ impl Ctx<'_> {
         let result = self.store.lock().map(|_guard| {
             let mut s = self.store.load(&self.cfg.name).unwrap_or_default();
             s.name = self.cfg.name.clone();
-            publish(self.cfg, None, &s)
+            publish(self.cfg, None, &s, self.lease_seen.as_ref())
         });
         match result {
             Ok(Ok(())) => {}
@@ -159,14 +169,19 @@ fn state_problem(store: &Store, e: &std::io::Error) -> String {
 
 /// Writes the metrics textfile, if asked for, with the number of instances
 /// running now (besides slot `mine`, whose job is over).
-fn publish(cfg: &Config, mine: Option<u32>, s: &JobState) -> Result<(), String> {
+fn publish(
+    cfg: &Config,
+    mine: Option<u32>,
+    s: &JobState,
+    lease: Option<&fleet::Holder>,
+) -> Result<(), String> {
     let Some(dir) = &cfg.metrics_dir else { return Ok(()) };
     let live = crate::status::live(&cfg.lock_path, mine);
     let mut s = s.clone();
     // a run in progress is the last one started, though the state knows
     // runs only once they end
     s.last_start_unix = state::later(s.last_start_unix, live.newest_start);
-    metrics::write(dir, &s, live.count)
+    metrics::write(dir, &s, live.count, lease)
         .map_err(|e| format!("--metrics-dir {}: cannot write: {e}", dir.display()))
 }
 
@@ -190,6 +205,8 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         host: hostname(),
         slot: None,
         warned: Vec::new(),
+        lease_seen: None,
+        lease_error: None,
     };
     if let Err(e) = sys::become_subreaper() {
         ui::warn(&format!("cannot become a child subreaper ({e}): escaped processes may survive"));
@@ -209,16 +226,95 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
     if let Some(code) = circuit_open(&mut ctx) {
         return code;
     }
-    let lock = match take_lock(&mut ctx, &signals.fd) {
+    let wait_until = wait_deadline(cfg);
+    let lock = match take_lock(&mut ctx, &signals.fd, wait_until) {
         Ok(l) => l,
         Err(code) => return code,
     };
     ctx.slot = Some(lock.slot);
-    let status = run_locked(&mut ctx, &lock, signals);
+    let lease = match take_lease(&mut ctx, &signals.fd, wait_until) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let status = run_locked(&mut ctx, &lock, signals, lease.as_ref());
+    if let Some(lease) = lease
+        && let Err(e) = lease.release()
+    {
+        ui::warn(&format!("{e} (the lease expires by itself)"));
+    }
     if cfg.keep_orphans {
         lock.release_shared();
     }
     status
+}
+
+/// `--wait`: None = do not wait, Some(None) = forever, else until when.
+/// One deadline for the local lock and the fleet lease together.
+fn wait_deadline(cfg: &Config) -> Option<Option<Instant>> {
+    match cfg.wait {
+        None | Some(Wait::Up(Duration::ZERO)) => None,
+        Some(Wait::Forever) => Some(None),
+        Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
+    }
+}
+
+/// With `--lock-url`, the fleet lease, taken after the local lock (man
+/// page, FLEET).  Err is the exit status: busy (skipped), or the database
+/// unusable (125, unless `--lock-url-optional` lets the run go on).
+fn take_lease(
+    ctx: &mut Ctx,
+    signals: &OwnedFd,
+    wait_until: Option<Option<Instant>>,
+) -> Result<Option<Lease>, u8> {
+    let Some(opts) = &ctx.cfg.fleet else { return Ok(None) };
+    let req = fleet::Request {
+        name: ctx.cfg.name.clone(),
+        host: ctx.host.clone(),
+        pid: sys::getpid(),
+        lease: opts.lease,
+        at_least: opts.at_least,
+        wait_until,
+    };
+    match fleet::take(&opts.url, req, signals) {
+        Taken::Held(lease) => {
+            ctx.lease_seen = Some(fleet::Holder {
+                host: ctx.host.clone(),
+                pid: sys::getpid(),
+                token: lease.token,
+                age_s: 0.0,
+            });
+            Ok(Some(lease))
+        }
+        Taken::Busy(holder) => Err(lease_busy(ctx, holder)),
+        Taken::Unreachable(msg) if opts.optional => {
+            ui::warn(&format!("{msg}: running under the local lock alone (--lock-url-optional)"));
+            ctx.lease_error = Some(msg);
+            Ok(None)
+        }
+        Taken::Unreachable(msg) | Taken::Refused(msg) => {
+            Err(own_failure(ctx, &format!("{msg}; the job was not started")))
+        }
+        Taken::Interrupted(sig) => Err(interrupted(ctx, sig)),
+    }
+}
+
+/// Another host's run holds the lease: a skip as for a busy local lock,
+/// naming that host and its runonce's PID.
+fn lease_busy(ctx: &mut Ctx, holder: fleet::Holder) -> u8 {
+    let mut rec = ctx.record(Event::Finish, Some(Outcome::Skipped));
+    rec.exit = Some(ctx.cfg.busy_exit);
+    rec.holder_pid = Some(holder.pid);
+    rec.holder_age_s = Some((holder.age_s.max(0.0) * 1000.0).round() / 1000.0);
+    rec.fencing_token = Some(holder.token);
+    rec.lease_host = Some(holder.host.clone());
+    rec.lease_pid = Some(holder.pid);
+    rec.message = Some(format!(
+        "the fleet lease is held by {} (pid {}, token {})",
+        holder.host, holder.pid, holder.token
+    ));
+    ctx.lease_seen = Some(holder);
+    ctx.finish(rec);
+    ctx.cfg.busy_exit
 }
 
 /// runonce's own failure before the job started: one line, a record, 125.
@@ -298,13 +394,12 @@ fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
 }
 
 /// Takes the lock, or decides the run is skipped.  Err is the exit status.
-fn take_lock(ctx: &mut Ctx, signals: &OwnedFd) -> Result<Lock, u8> {
+fn take_lock(
+    ctx: &mut Ctx,
+    signals: &OwnedFd,
+    wait_until: Option<Option<Instant>>,
+) -> Result<Lock, u8> {
     let cfg = ctx.cfg;
-    let wait_until = match cfg.wait {
-        None | Some(Wait::Up(Duration::ZERO)) => None,
-        Some(Wait::Forever) => Some(None),
-        Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
-    };
     loop {
         let got = match lock::try_acquire(&cfg.lock_path, cfg.slots) {
             Ok(got) => got,
@@ -450,7 +545,7 @@ fn terminate_holder(
 }
 
 /// Everything that happens while the lock is held.
-fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
+fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Lease>) -> u8 {
     let cfg = ctx.cfg;
     // records of the run start when the run does, not when runonce began waiting
     ctx.started = record::now_rfc3339();
@@ -480,7 +575,19 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
     let attempts = cfg.retries.saturating_add(1);
     let mut held_all: Vec<Held> = Vec::new();
     let mut attempt = 1;
+    let env: Vec<(String, String)> =
+        lease.map(|l| (fleet::TOKEN_ENV.to_string(), l.token.to_string())).into_iter().collect();
+    let stop_source =
+        lease.map(|l| supervise::StopSource { fd: l.lost_fd(), outcome: Outcome::LostLock });
     loop {
+        if let Some(why) = lease.and_then(Lease::lost) {
+            // lost before this attempt could start (during a retry pause)
+            let mut rec = ctx.record(Event::Finish, Some(Outcome::LostLock));
+            rec.exit = Some(exit_code::TIMED_OUT);
+            rec.message = Some(lost_message(&why));
+            ui::warn(&lost_message(&why));
+            return conclude(ctx, rec, held_all);
+        }
         holder.deadline_mono_ns = cfg.timeout.map_or(0, |t| {
             sys::monotonic_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
         });
@@ -519,6 +626,8 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
             lock_fd: std::os::fd::AsRawFd::as_raw_fd(&lock.file),
             inherited: signals.inherited,
             cgroup: cgroup.as_ref(),
+            env: &env,
+            stop_source,
         };
         let mut on_start = |pid: i32| {
             if let Some(cg) = &cgroup
@@ -541,7 +650,11 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
                 ctx.publish_start();
             }
         };
-        let ended = supervise::run(&job, &signals.fd, &mut on_start);
+        let mut ended = supervise::run(&job, &signals.fd, &mut on_start);
+        if ended.outcome == Outcome::LostLock {
+            let why = lease.and_then(Lease::lost).unwrap_or_default();
+            ended.message = Some(lost_message(&why));
+        }
         if let Some(msg) = &ended.message {
             ui::warn(msg);
         }
@@ -560,6 +673,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
         }
         let retriable = ended.outcome.is_failure()
             && ended.outcome != Outcome::Error
+            && ended.outcome != Outcome::LostLock
             && (cfg.retry_on_timeout || !matches!(ended.outcome, Outcome::Timeout | Outcome::Idle))
             && ended.forwarded.is_none();
         if retriable && attempt < attempts {
@@ -578,6 +692,10 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
         }
         return conclude(ctx, rec, held_all);
     }
+}
+
+fn lost_message(why: &str) -> String {
+    format!("the fleet lease was lost ({why}): the job was stopped")
 }
 
 /// Gives the attempt its own cgroup as `--contain` asks, and says in the
