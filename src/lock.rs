@@ -220,6 +220,48 @@ pub fn waiters_queued(base: &Path) -> bool {
     open_queue(base, false).is_some_and(|q| matches!(q.try_lock(), Err(TryLockError::WouldBlock)))
 }
 
+/// What `seize` found.
+pub enum Seized {
+    /// Every slot file and the waiters' queue, locked: (path, open file).
+    All(Vec<(PathBuf, File)>),
+    /// This slot is held: the job runs.
+    Busy(PathBuf),
+    /// A run waits for the lock.
+    Queued,
+}
+
+/// Locks every existing slot file of a job and its waiters' queue without
+/// waiting, for `--forget`: while they are held no run of the job can
+/// start, and a run that opened a file before it is unlinked notices when
+/// it gets the lock (the path no longer names that file) and starts over.
+pub fn seize(base: &Path) -> Result<Seized, Unusable> {
+    let mut held = Vec::new();
+    for slot in 0.. {
+        let path = slot_path(base, slot);
+        if fs::symlink_metadata(&path).is_err() {
+            break;
+        }
+        let file = open_lock_file(&path)?;
+        match file.try_lock() {
+            Ok(()) => held.push((path, file)),
+            Err(TryLockError::WouldBlock) => return Ok(Seized::Busy(path)),
+            Err(TryLockError::Error(e)) => {
+                return Err(Unusable(format!("lock {}: {e}", path.display())));
+            }
+        }
+    }
+    if let Some(queue) = open_queue(base, false) {
+        match queue.try_lock() {
+            Ok(()) => held.push((queue_path(base), queue)),
+            Err(TryLockError::WouldBlock) => return Ok(Seized::Queued),
+            Err(TryLockError::Error(e)) => {
+                return Err(Unusable(format!("{}: {e}", queue_path(base).display())));
+            }
+        }
+    }
+    Ok(Seized::All(held))
+}
+
 /// What a blocking wait for a lock ended with.
 pub enum Waited {
     Got(Lock),

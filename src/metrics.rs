@@ -2,7 +2,7 @@
 //! written atomically from the job's state.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::fleet::Holder;
 use crate::record::Outcome;
@@ -108,6 +108,11 @@ pub fn render(state: &JobState, running: u32, lease: Option<&Holder>) -> String 
     out
 }
 
+/// The textfile of job `name` in `dir`.
+pub fn path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("runonce_{name}.prom"))
+}
+
 pub fn write(
     dir: &Path,
     state: &JobState,
@@ -117,8 +122,7 @@ pub fn write(
     if !dir.is_dir() {
         std::fs::create_dir_all(dir)?;
     }
-    let path = dir.join(format!("runonce_{}.prom", state.name));
-    state::write_atomic(&path, render(state, running, lease).as_bytes())
+    state::write_atomic(&path(dir, &state.name), render(state, running, lease).as_bytes())
 }
 
 #[cfg(test)]

@@ -103,7 +103,9 @@ impl Ctx<'_> {
             cgroup_peak_bytes: None,
             oom_kills: None,
             output_lost_bytes: None,
+            limit: None,
             message: None,
+            warnings: Vec::new(),
             fencing_token: self.lease_seen.as_ref().map(|h| h.token),
             lease_host: self.lease_seen.as_ref().map(|h| h.host.clone()),
             lease_pid: self.lease_seen.as_ref().map(|h| h.pid),
@@ -131,10 +133,15 @@ impl Ctx<'_> {
             Ok(_) => {}
             Err(e) => self.warn_once(state_problem(&self.store, &e)),
         }
-        self.logger.emit(&rec);
         if let Some(e) = metrics_error {
             self.warn_once(e);
         }
+        rec.warnings = ui::warnings();
+        if rec.outcome.is_some_and(|o| !o.is_quiet()) {
+            // cron mails them with the job's output (--quiet held both)
+            ui::release_warnings();
+        }
+        self.logger.emit(&rec);
     }
 
     /// The job has started: the metrics say it runs, from now on.
@@ -193,6 +200,9 @@ fn hostname() -> String {
 
 /// Runs the job as configured; returns runonce's exit status.
 pub fn run(cfg: &Config, signals: &Signals) -> u8 {
+    if cfg.quiet {
+        ui::hold_warnings();
+    }
     let mut ctx = Ctx {
         cfg,
         logger: Logger::new(cfg.log.clone(), cfg.facility, cfg.syslog_socket.clone()),
@@ -663,6 +673,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
         fill(&mut rec, &ended);
         rec.cgroup_peak_bytes = usage.peak_bytes;
         rec.oom_kills = usage.oom_kills;
+        rec.limit = limits::hit(&cfg.limits, &ending(&ended, usage));
         rec.slot = (cfg.slots > 1).then_some(lock.slot);
         if attempts > 1 {
             rec.attempt = Some(attempt);
@@ -835,6 +846,19 @@ fn fill(rec: &mut Record, ended: &supervise::Ended) {
     rec.maxrss_kib = u64::try_from(all.ru_maxrss).unwrap_or(0);
     rec.output_lost_bytes = (ended.output_lost > 0).then_some(ended.output_lost);
     rec.message = ended.message.clone();
+}
+
+/// What the attempt's limits need to know of its end.
+fn ending(ended: &supervise::Ended, cgroup: cgroup::Usage) -> limits::Ending {
+    limits::Ending {
+        outcome: ended.outcome,
+        signal: ended.signal,
+        killed_by_runonce: ended.sent.contains(&libc::SIGKILL),
+        main_cpu_s: ended
+            .main_rusage
+            .map(|r| sys::timeval_secs(r.ru_utime) + sys::timeval_secs(r.ru_stime)),
+        cgroup,
+    }
 }
 
 fn round3(x: f64) -> f64 {

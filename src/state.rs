@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::Hit;
 use crate::record::{Outcome, Record};
 use crate::sys;
 
@@ -41,6 +42,8 @@ pub struct JobState {
     pub last_duration_s: Option<f64>,
     pub last_maxrss_kib: Option<u64>,
     pub last_job_pid: Option<i32>,
+    /// The limit that ended or broke the last run.
+    pub last_limit: Option<Hit>,
     pub last_success_unix: Option<f64>,
     pub last_failure_unix: Option<f64>,
     pub runs: u64,
@@ -105,6 +108,7 @@ impl JobState {
         self.last_duration_s = rec.duration_s;
         self.last_maxrss_kib = Some(rec.maxrss_kib);
         self.last_job_pid = rec.job_pid;
+        self.last_limit = rec.limit;
         if outcome.is_failure() {
             self.failures += 1;
             self.consecutive_failures += 1;

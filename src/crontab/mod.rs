@@ -258,12 +258,10 @@ fn lsb_names() -> bool {
 mod tests {
     use std::path::PathBuf;
 
-    use clap::Parser;
+    use crate::cli::{self, Cli};
 
-    use crate::cli::Cli;
-
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("runonce").chain(args.iter().copied()))
+    fn parse(args: &[&str]) -> Result<Cli, cli::Rejected> {
+        cli::parse(std::iter::once("runonce").chain(args.iter().copied()).map(Into::into).collect())
     }
 
     #[test]
@@ -273,13 +271,18 @@ mod tests {
         assert_eq!(c.check_crontab, Some(vec![PathBuf::from("/etc/crontab"), PathBuf::from("-")]));
         assert!(c.json);
         assert!(parse(&["--json", "--check-crontab", "f"]).unwrap().json);
+        // options in any order, as for --status
+        let c = parse(&["--check-crontab", "--json", "a", "b"]).unwrap();
+        assert_eq!(c.check_crontab, Some(vec![PathBuf::from("a"), PathBuf::from("b")]));
+        assert!(c.command.is_empty());
         assert_eq!(parse(&["--fix-crontab", "-"]).unwrap().fix_crontab, Some(PathBuf::from("-")));
         for bad in [
             &["--fix-crontab", "f", "--json"][..],
             &["--fix-crontab"],
             &["--check-crontab", "--status"],
             &["--fix-crontab", "f", "--check-crontab"],
-            &["--check-crontab", "f", "--", "ls"],
+            &["--fix-crontab", "f", "--", "ls"],
+            &["--fix-crontab", "f", "--status"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
