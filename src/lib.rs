@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod crontab;
 pub mod docs;
 pub mod exit_code;
 pub mod fleet;
@@ -58,6 +59,12 @@ pub fn entry(args: Vec<std::ffi::OsString>) -> u8 {
     }
     if let Some(name) = &cli.forget {
         return forget::forget(&forget_request(&cli, name));
+    }
+    if let Some(files) = &cli.check_crontab {
+        return crontab::check(files, cli.json);
+    }
+    if let Some(file) = &cli.fix_crontab {
+        return crontab::fix(file);
     }
     let cfg = match config::Config::from_cli(cli) {
         Ok(c) => c,
