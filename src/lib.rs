@@ -8,7 +8,10 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod docs;
+pub mod enforce;
 pub mod exit_code;
+pub mod files;
+pub mod holder;
 pub mod limits;
 pub mod lock;
 pub mod log;
@@ -17,6 +20,7 @@ pub mod output;
 pub mod parse;
 pub mod procs;
 pub mod record;
+pub mod recorder;
 pub mod run;
 pub mod state;
 pub mod status;
@@ -166,6 +170,7 @@ fn status(cli: &Cli, name: String) -> u8 {
         ui::warn(&format!("--status: invalid value '{n}': {e}"));
         return exit_code::OWN_FAILURE;
     }
+    // the same defaults as runs use, fallbacks included
     let dirs = status::Dirs {
         lock_dir: cli.lock_dir.clone().unwrap_or_else(lock::default_dir),
         lock_file: cli.lock.clone(),

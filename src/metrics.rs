@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::record::Outcome;
-use crate::state::{self, JobState};
+use crate::state::JobState;
 
 const OUTCOMES: &[Outcome] = &[
     Outcome::Ok,
@@ -87,12 +87,15 @@ pub fn render(state: &JobState, running: u32) -> String {
     out
 }
 
+/// Writes the textfile atomically, through an exclusive temp file: a link
+/// or FIFO planted at any name in the directory is never written through
+/// or waited on (files.rs).
 pub fn write(dir: &Path, state: &JobState, running: u32) -> std::io::Result<()> {
     if !dir.is_dir() {
         std::fs::create_dir_all(dir)?;
     }
-    let path = dir.join(format!("runonce_{}.prom", state.name));
-    state::write_atomic(&path, render(state, running).as_bytes())
+    let name = format!("runonce_{}.prom", state.name);
+    crate::files::replace(dir, &name, render(state, running).as_bytes(), 0o644, true)
 }
 
 #[cfg(test)]
