@@ -68,10 +68,8 @@ pub fn enforce(
         Ok(Err(sig)) => return Enforced::Signal(sig),
         Err(e) => return Enforced::Unusable(e.0),
     };
-    let (Some(lock_path), Some(record)) = (site.lock_path(0), site.record_path(0)) else {
-        return Enforced::Unusable(format!("lock {}: missing", site.base.display()));
-    };
     let mut unknown_since = None;
+    let mut free_before = false;
     loop {
         match lock::try_acquire(site, slots, me, why == Why::Overdue) {
             Ok(Tried::Got(l)) => return Enforced::Got(l),
@@ -79,7 +77,17 @@ pub fn enforce(
             Ok(Tried::Busy) => {}
             Err(e) => return Enforced::Unusable(e.0),
         }
-        match holder::current(&lock_path, &record) {
+        let current = holder::current(site, 0);
+        let free = matches!(current, Current::Free);
+        if free && free_before {
+            // free to look at, yet not to take (a lock held where
+            // /proc/locks does not show it): do not spin
+            if let Some(sig) = sys::sleep_unless_signalled(signals, STEP) {
+                return Enforced::Signal(sig);
+            }
+        }
+        free_before = free;
+        match current {
             Current::Free => {}
             Current::Unknown { locker } => {
                 if why == Why::Overdue {
@@ -87,7 +95,8 @@ pub fn enforce(
                 }
                 let since = *unknown_since.get_or_insert_with(Instant::now);
                 if !about_to_record(locker) || since.elapsed() >= RECORD_PATIENCE {
-                    return Enforced::Refused(unknown_holder(&lock_path, locker));
+                    let who = holder::someone_holding(site, 0, locker);
+                    return Enforced::Refused(unknown_holder(&site.base, who));
                 }
                 if let Some(sig) = sys::sleep_unless_signalled(signals, STEP) {
                     return Enforced::Signal(sig);
@@ -101,7 +110,7 @@ pub fn enforce(
                 if let Some(msg) = foreign(&holder, &holders) {
                     return Enforced::Refused(msg);
                 }
-                if let Err(sig) = stop_run(&lock_path, &record, &holder, stop, signals) {
+                if let Err(sig) = stop_run(site, &holder, stop, signals) {
                     return Enforced::Signal(sig);
                 }
             }
@@ -126,8 +135,8 @@ fn about_to_record(locker: Option<i32>) -> bool {
     same_exe && procs::uid_of(pid) == Some(sys::geteuid())
 }
 
-fn unknown_holder(lock: &Path, locker: Option<i32>) -> String {
-    let who = match locker {
+fn unknown_holder(lock: &Path, holder: Option<i32>) -> String {
+    let who = match holder {
         Some(pid) => match procs::uid_of(pid) {
             Some(uid) => format!("pid {pid} (uid {uid})"),
             None => format!("pid {pid}"),
@@ -163,28 +172,21 @@ fn foreign(holder: &Holder, holders: &[ProcId]) -> Option<String> {
 
 /// Ends the run `target` (`--signal` and SIGCONT, SIGKILL after
 /// `--kill-after`) until it no longer holds the lock.  Before every signal
-/// the holder is proven again; between signals a look at /proc/locks tells
-/// whether the lock changed hands.  Once it is free or held by another run,
-/// this returns and the caller judges anew.  Err: a signal arrived.
-fn stop_run(
-    lock_path: &Path,
-    record: &Path,
-    target: &Holder,
-    stop: Stop,
-    signals: &OwnedFd,
-) -> Result<(), i32> {
+/// the holder is proven again; between signals a try of the lock tells
+/// whether it is free yet.  Once it is free or held by another run, this
+/// returns and the caller judges anew.  Err: a signal arrived.
+fn stop_run(site: &Site, target: &Holder, stop: Stop, signals: &OwnedFd) -> Result<(), i32> {
     let kill_at = Instant::now().checked_add(stop.kill_after);
-    let lockers = || lock::file_id(lock_path).and_then(|(dev, ino)| lock::lockers(dev, ino));
-    let mut seen: Option<Vec<i32>> = None;
+    let mut signalled = false;
     loop {
         let now = Instant::now();
         let killing = stop.signal == libc::SIGKILL || kill_at.is_none_or(|k| k <= now);
-        if seen.is_none() || killing {
-            let holders = match holder::current(lock_path, record) {
+        if !signalled || killing {
+            let holders = match holder::current(site, 0) {
                 Current::Ours { holder, holders } if holder.ofd == target.ofd => holders,
                 _ => return Ok(()),
             };
-            if seen.is_none() && !killing {
+            if !signalled && !killing {
                 first_signal(target, &holders, stop.signal);
             }
             if killing {
@@ -195,9 +197,8 @@ fn stop_run(
                     p.signal(libc::SIGKILL);
                 }
             }
-            seen = Some(lockers().unwrap_or_default());
-        } else if lockers() != seen {
-            // freed, or another run holds it now
+            signalled = true;
+        } else if !lock::probe_held(&site.base) {
             return Ok(());
         }
         let pause = match kill_at.filter(|_| !killing) {

@@ -47,9 +47,14 @@ fn open_raw(dir: Option<&OwnedFd>, path: &Path, flags: libc::c_int, mode: u32) -
     }
 }
 
-/// "is a symlink" for ELOOP from O_NOFOLLOW, the error otherwise.
-fn explain(e: io::Error) -> io::Error {
-    if e.raw_os_error() == Some(libc::ELOOP) {
+/// Why an open without following failed: "is a symlink" whether the kernel
+/// said ELOOP or, for O_CREAT in a sticky directory, EACCES; the error
+/// otherwise.
+fn explain(path: Option<&Path>, e: io::Error) -> io::Error {
+    let link = path
+        .and_then(|p| std::fs::symlink_metadata(p).ok())
+        .is_some_and(|m| m.file_type().is_symlink());
+    if e.raw_os_error() == Some(libc::ELOOP) || link {
         io::Error::other("is a symlink: refused")
     } else {
         e
@@ -86,7 +91,7 @@ pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
         }
         other => other,
     }
-    .map_err(explain)?;
+    .map_err(|e| explain(Some(path), e))?;
     regular(&file)?;
     blocking(&file);
     Ok(file)
@@ -96,7 +101,8 @@ pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
 /// more), created with `mode` if missing, never through a link, regular.
 pub fn open_lockable(dir: Option<&OwnedFd>, path: &Path, mode: u32) -> io::Result<File> {
     let flags = libc::O_RDONLY | libc::O_CREAT | libc::O_NOCTTY | SAFE;
-    let file = open_raw(dir, path, flags, mode).map_err(explain)?;
+    let shown = if dir.is_none() { Some(path) } else { None };
+    let file = open_raw(dir, path, flags, mode).map_err(|e| explain(shown, e))?;
     regular(&file)?;
     blocking(&file);
     Ok(file)
@@ -105,7 +111,8 @@ pub fn open_lockable(dir: Option<&OwnedFd>, path: &Path, mode: u32) -> io::Resul
 /// Opens an existing regular file read-only, never through a link, never
 /// waiting on a FIFO.
 pub fn open_existing(path: &Path) -> io::Result<File> {
-    let file = open_raw(None, path, libc::O_RDONLY | libc::O_NOCTTY | SAFE, 0).map_err(explain)?;
+    let file = open_raw(None, path, libc::O_RDONLY | libc::O_NOCTTY | SAFE, 0)
+        .map_err(|e| explain(Some(path), e))?;
     regular(&file)?;
     blocking(&file);
     Ok(file)
@@ -153,7 +160,7 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
             }
             if !trusted_owner(link.uid()) {
                 return Err(io::Error::other(format!(
-                    "is a symbolic link owned by uid {}: refused",
+                    "is a symlink owned by uid {}: refused",
                     link.uid()
                 )));
             }
@@ -238,7 +245,7 @@ pub fn read_small(path: &Path, limit: u64, owner: Option<u32>) -> io::Result<Opt
     let file = match open_raw(None, path, libc::O_RDONLY | SAFE, 0) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(explain(e)),
+        Err(e) => return Err(explain(Some(path), e)),
     };
     let meta = regular(&file)?;
     if let Some(uid) = owner.filter(|&u| u != meta.uid()) {

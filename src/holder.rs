@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::{self, Cgroup};
 use crate::files;
+use crate::lock::Site;
 use crate::procs::{self, ProcId};
 use crate::sys;
 
@@ -48,7 +49,8 @@ pub struct Holder {
     pub leftovers: Vec<Leftover>,
 }
 
-/// A cgroup an earlier run of the job left behind.
+/// A cgroup an earlier run of the same job left behind (its name is the
+/// record's: a record never speaks for another job's cgroups).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leftover {
     pub name: String,
@@ -82,7 +84,7 @@ impl Holder {
             t.push_str(&format!("cgroup={ino} {dir}\n"));
         }
         for l in &self.leftovers {
-            t.push_str(&format!("leftover={} {} {} {}\n", l.runonce_pid, l.ino, l.name, l.dir));
+            t.push_str(&format!("leftover={} {} {}\n", l.runonce_pid, l.ino, l.dir));
         }
         t.push_str("end\n");
         t
@@ -102,6 +104,9 @@ impl Holder {
         };
         for line in text.lines() {
             if line == "end" {
+                for l in &mut h.leftovers {
+                    l.name.clone_from(&h.name);
+                }
                 return Some(h);
             }
             let (k, v) = line.split_once('=')?;
@@ -125,11 +130,11 @@ impl Holder {
                     h.cgroups.push((ino.parse().ok()?, dir.to_string()));
                 }
                 "leftover" => {
-                    let mut it = v.splitn(4, ' ');
+                    let mut it = v.splitn(3, ' ');
                     let runonce_pid = it.next()?.parse().ok()?;
                     let ino = it.next()?.parse().ok()?;
-                    let (name, dir) = (it.next()?.to_string(), it.next()?.to_string());
-                    h.leftovers.push(Leftover { name, runonce_pid, ino, dir });
+                    let dir = it.next()?.to_string();
+                    h.leftovers.push(Leftover { name: String::new(), runonce_pid, ino, dir });
                 }
                 _ => {}
             }
@@ -238,22 +243,43 @@ pub enum Current {
     },
 }
 
-/// Who holds the lock file `lock` whose record would be at `record`.
-pub fn current(lock: &Path, record: &Path) -> Current {
-    let Some((dev, ino)) = crate::lock::file_id(lock) else {
+/// The record of a slot, if it is one to go by: a regular file of
+/// runonce's own user, about the lock file there now, and for a job's own
+/// lock file (not `--lock`), about that job: a record that names another
+/// job, or another file, proves nothing about this one.
+pub fn record(site: &Site, slot: u32) -> Option<Holder> {
+    let id = crate::lock::file_id(&site.lock_path(slot)?)?;
+    let h = Holder::load(&site.record_path(slot)?)?;
+    let job = site.job_name();
+    (h.lock == id && job.is_none_or(|j| j == h.name)).then_some(h)
+}
+
+/// Who holds the lock of `slot` right now.
+pub fn current(site: &Site, slot: u32) -> Current {
+    let Some(path) = site.lock_path(slot) else {
         return Current::Free;
     };
-    let Some(lockers) = crate::lock::lockers(dev, ino) else {
+    let Some((dev, ino)) = crate::lock::file_id(&path) else {
         return Current::Free;
     };
-    let holder = Holder::load(record).filter(|h| h.lock == (dev, ino) && h.ofd != 0);
-    if let Some(holder) = holder {
-        let holders = procs::ofd_holders(dev, ino, holder.ofd);
+    let lockers = crate::lock::lockers(dev, ino).unwrap_or_default();
+    if lockers.is_empty() && !crate::lock::probe_held(&path) {
+        return Current::Free;
+    }
+    if let Some(holder) = record(site, slot).filter(|h| h.ofd != 0) {
+        let holders = procs::ofd_holders(dev, ino, Some(holder.ofd));
         if !holders.is_empty() {
             return Current::Ours { holder, holders };
         }
     }
     Current::Unknown { locker: lockers.into_iter().find(|&p| p > 0) }
+}
+
+/// For messages: a live process that holds the lock of `slot` (through
+/// any description), else the PID that took it.
+pub fn someone_holding(site: &Site, slot: u32, locker: Option<i32>) -> Option<i32> {
+    let (dev, ino) = site.lock_path(slot).and_then(|p| crate::lock::file_id(&p))?;
+    procs::ofd_holders(dev, ino, None).first().map(|p| p.pid).or(locker)
 }
 
 #[cfg(test)]

@@ -175,6 +175,12 @@ impl Site {
         self.side(".enforce")
     }
 
+    /// The job a lock file in the lock directory belongs to (None for
+    /// `--lock`, which several jobs may share).
+    pub fn job_name(&self) -> Option<String> {
+        if self.explicit { None } else { self.key() }
+    }
+
     /// Slot 0's lock file is the caller's own.
     fn callers(&self, slot: u32) -> bool {
         self.explicit && slot == 0
@@ -262,7 +268,7 @@ impl Lock {
     fn taken(site: &Site, slot: u32, file: File, path: PathBuf, me: &Holder) -> Lock {
         let ofd = mark(&file);
         let mut lock = Lock { file, path, slot, ofd, previous: None, site: site.clone() };
-        lock.previous = site.record_path(slot).and_then(|p| Holder::load(&p)).map(Box::new);
+        lock.previous = crate::holder::record(site, slot).map(Box::new);
         // what the previous holder left to clear stays on record until
         // this run has cleared it
         let mut me = me.clone();
@@ -352,11 +358,25 @@ pub fn try_acquire(
 /// stranger able to lock it could make every run of the job skip.
 fn open_queue(site: &Site, create: bool) -> Option<File> {
     let path = site.queue_path()?;
-    if create {
-        return open_own(&path).ok();
+    let file = match files::open_existing(&path) {
+        Ok(f) => f,
+        Err(_) if create => return open_own(&path).ok(),
+        Err(_) => return None,
+    };
+    let meta = file.metadata().ok()?;
+    if meta.uid() != sys::geteuid() {
+        return None;
     }
-    let file = files::open_existing(&path).ok()?;
-    file.metadata().is_ok_and(|m| m.uid() == sys::geteuid()).then_some(file)
+    if meta.mode() & 0o077 == 0 {
+        return Some(file);
+    }
+    // left readable by an older version: anyone may hold a lock on it
+    // through a descriptor opened back then.  A fresh private file takes
+    // its place (the queue only orders waiters; the lock file itself is
+    // never replaced).
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    files::replace(&site.dir, &name, b"", 0o600, false).ok()?;
+    files::open_existing(&path).ok()
 }
 
 /// Whether a `--wait` run is queued for this job.
@@ -541,6 +561,23 @@ pub fn is_held(path: &Path) -> bool {
             }
             Err(_) => true,
         }),
+    }
+}
+
+/// Whether the lock file at `path` is held, tested with a shared try-lock
+/// released at once.  For runs that are about to take the lock anyway: in a
+/// PID namespace, /proc/locks leaves out the locks whose taker is gone (an
+/// orphaned job's), so only a try tells.
+pub fn probe_held(path: &Path) -> bool {
+    let Ok(file) = files::open_existing(path) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
     }
 }
 

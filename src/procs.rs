@@ -141,8 +141,8 @@ pub fn descendants(root: i32) -> Vec<Member> {
 /// that random position when it took the lock (holder.rs says why).  A
 /// process that merely has the file open, locked through another
 /// description, or not locked (kept orphans after runonce released it)
-/// does not count.
-pub fn ofd_holders(dev: u64, ino: u64, pos: u64) -> Vec<ProcId> {
+/// does not count.  `pos` None: any description that holds a flock on it.
+pub fn ofd_holders(dev: u64, ino: u64, pos: Option<u64>) -> Vec<ProcId> {
     let mut found = Vec::new();
     for pid in all_pids() {
         let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -164,13 +164,14 @@ pub fn ofd_holders(dev: u64, ino: u64, pos: u64) -> Vec<ProcId> {
 
 /// /proc/PID/fdinfo/FD gives the description's position and lists the
 /// locks it owns.
-fn fdinfo_holds(pid: i32, fd: &str, pos: u64) -> bool {
+fn fdinfo_holds(pid: i32, fd: &str, pos: Option<u64>) -> bool {
     fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).is_ok_and(|t| fdinfo_says(&t, pos))
 }
 
-fn fdinfo_says(text: &str, pos: u64) -> bool {
+fn fdinfo_says(text: &str, pos: Option<u64>) -> bool {
     let at = text.lines().find_map(|l| l.strip_prefix("pos:")).and_then(|v| v.trim().parse().ok());
-    at == Some(pos) && text.lines().any(|l| l.starts_with("lock:") && l.contains("FLOCK"))
+    pos.is_none_or(|p| at == Some(p))
+        && text.lines().any(|l| l.starts_with("lock:") && l.contains("FLOCK"))
 }
 
 /// The real UID of a process.
@@ -187,9 +188,10 @@ mod tests {
     fn fdinfo_position_and_lock() {
         let t = "pos:\t1099511627776\nflags:\t0100000\nmnt_id:\t29\nino:\t12\n\
                  lock:\t1: FLOCK  ADVISORY  WRITE 4242 fd:01:12 0 EOF\n";
-        assert!(fdinfo_says(t, 1 << 40));
-        assert!(!fdinfo_says(t, 1 << 39));
-        assert!(!fdinfo_says("pos:\t5\nflags:\t0\n", 5), "no lock");
+        assert!(fdinfo_says(t, Some(1 << 40)));
+        assert!(fdinfo_says(t, None));
+        assert!(!fdinfo_says(t, Some(1 << 39)));
+        assert!(!fdinfo_says("pos:\t5\nflags:\t0\n", Some(5)), "no lock");
     }
 
     #[test]

@@ -26,6 +26,8 @@ use crate::ui;
 /// How long runonce waits at the end for its records, state and metrics
 /// to be written (recorder.rs) before it lets go of the lock anyway.
 const RECORD_PATIENCE: Duration = Duration::from_secs(8);
+/// Between two tries of a lock that was busy, then seemed free.
+const RETRY_STEP: Duration = Duration::from_millis(10);
 
 /// Signals runonce forwards to the job (cli.md section 7).
 const FORWARDED: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
@@ -319,8 +321,17 @@ fn take_lock(ctx: &mut Ctx, signals: &OwnedFd) -> Result<Lock, u8> {
                     let deadline = holder.orphaned().then(|| holder.deadline()).flatten();
                     (Some(Shown::Run(holder)), deadline)
                 }
-                Current::Unknown { locker } => (locker.map(Shown::Stranger), None),
-                Current::Free => continue,
+                Current::Unknown { locker } => {
+                    (holder::someone_holding(&cfg.site, 0, locker).map(Shown::Stranger), None)
+                }
+                Current::Free => {
+                    // freed between the try and the look: try again, but
+                    // never in a tight loop
+                    if let Some(sig) = sys::sleep_unless_signalled(signals, RETRY_STEP) {
+                        return Err(interrupted(ctx, sig));
+                    }
+                    continue;
+                }
             },
         };
         let Some(until) = wait_until else {
@@ -332,7 +343,9 @@ fn take_lock(ctx: &mut Ctx, signals: &OwnedFd) -> Result<Lock, u8> {
             Ok(Waited::TimedOut) => {
                 let holder = match current_holder(cfg) {
                     Current::Ours { holder, .. } => Some(Shown::Run(holder)),
-                    Current::Unknown { locker } => locker.map(Shown::Stranger),
+                    Current::Unknown { locker } => {
+                        holder::someone_holding(&cfg.site, 0, locker).map(Shown::Stranger)
+                    }
                     Current::Free => None,
                 };
                 return Err(skip(ctx, holder.as_ref(), None));
@@ -346,10 +359,7 @@ fn take_lock(ctx: &mut Ctx, signals: &OwnedFd) -> Result<Lock, u8> {
 
 /// Who holds slot 0 of the job's lock now.
 fn current_holder(cfg: &Config) -> Current {
-    match (cfg.site.lock_path(0), cfg.site.record_path(0)) {
-        (Some(lock), Some(record)) => holder::current(&lock, &record),
-        _ => Current::Free,
-    }
+    holder::current(&cfg.site, 0)
 }
 
 /// The holder a skip record names.

@@ -65,7 +65,7 @@ fn running_slots(site: &Site) -> Vec<Running> {
         if !lock::is_held(&path) {
             continue;
         }
-        let h = record(site, slot, &path);
+        let h = crate::holder::record(site, slot);
         let job_pid =
             h.as_ref().and_then(|h| h.job.filter(crate::procs::ProcId::alive)).map(|p| p.pid);
         out.push(Running {
@@ -83,12 +83,6 @@ fn running_slots(site: &Site) -> Vec<Running> {
         });
     }
     out
-}
-
-/// The holder record of a slot, if it is about the lock file there now.
-fn record(site: &Site, slot: u32, lock_path: &Path) -> Option<Holder> {
-    let h = Holder::load(&site.record_path(slot)?)?;
-    (Some(h.lock) == lock::file_id(lock_path)).then_some(h)
 }
 
 /// The instances of a job running now, as its locks tell.
@@ -112,7 +106,7 @@ pub fn live(site: &Site, except: Option<u32>) -> Live {
         if Some(slot) == except || !lock::is_held(&path) {
             continue;
         }
-        let holder = record(site, slot, &path);
+        let holder = crate::holder::record(site, slot);
         let running = match &holder {
             Some(h) => match h.job {
                 Some(job) => job.alive(),

@@ -11,3 +11,4 @@ mod observe;
 mod props;
 mod stress;
 mod tree;
+mod trust;
