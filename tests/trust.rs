@@ -1213,21 +1213,15 @@ fn the_self_locking_script_idiom_works() {
 
 // ------------------------------------------------------ property test
 
-/// One field of a random record: a value from the case's pool (the real
-/// ones and the bystanders'), or garbage.
+/// One field of a random record: the genuine value (what the orphan's
+/// runonce recorded), the value that points at a process outside the job
+/// (the target bystander: its PID and start, its cgroup and that cgroup's
+/// job name), or garbage.
 #[derive(Clone, Debug)]
 enum Pick {
-    Pool(proptest::sample::Index),
+    Real,
+    Target,
     Raw(String),
-}
-
-impl Pick {
-    fn get(&self, pool: &[String]) -> String {
-        match self {
-            Pick::Pool(i) => pool[i.index(pool.len())].clone(),
-            Pick::Raw(s) => s.clone(),
-        }
-    }
 }
 
 fn pick() -> impl Strategy<Value = Pick> {
@@ -1240,12 +1234,24 @@ fn pick() -> impl Strategy<Value = Pick> {
         Just("18446744073709551616".to_string()),
         "[ -~]{0,24}",
     ];
-    prop_oneof![3 => any::<proptest::sample::Index>().prop_map(Pick::Pool), 2 => garbage.prop_map(Pick::Raw)]
+    prop_oneof![10 => Just(Pick::Real), 7 => Just(Pick::Target), 3 => garbage.prop_map(Pick::Raw)]
+}
+
+impl Pick {
+    fn get(&self, real: &str, target: &str) -> String {
+        match self {
+            Pick::Real => real.to_string(),
+            Pick::Target => target.to_string(),
+            Pick::Raw(s) => s.clone(),
+        }
+    }
 }
 
 /// A random holder record, field by field.
 #[derive(Clone, Debug)]
 struct Spec {
+    /// Points at the process in another job's cgroup (else at a plain one).
+    caged: bool,
     name: Pick,
     runonce: Pick,
     job: Pick,
@@ -1253,21 +1259,21 @@ struct Spec {
     lock: Pick,
     ofd: Pick,
     cgroups: Vec<Pick>,
-    leftovers: Vec<(Pick, Pick)>,
+    leftovers: Vec<Pick>,
     end: bool,
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
     (
-        (pick(), pick(), pick()),
+        (any::<bool>(), pick(), pick(), pick()),
         [pick(), pick(), pick()],
         (pick(), pick()),
         prop::collection::vec(pick(), 0..3),
-        prop::collection::vec((pick(), pick()), 0..3),
+        prop::collection::vec(pick(), 0..3),
         prop_oneof![4 => Just(true), 1 => Just(false)],
     )
-        .prop_map(|((name, runonce, job), numbers, (lock, ofd), cgroups, leftovers, end)| {
-            Spec { name, runonce, job, numbers, lock, ofd, cgroups, leftovers, end }
+        .prop_map(|((caged, name, runonce, job), numbers, (lock, ofd), cgroups, leftovers, end)| {
+            Spec { caged, name, runonce, job, numbers, lock, ofd, cgroups, leftovers, end }
         })
 }
 
@@ -1346,34 +1352,6 @@ impl Scene {
         Scene { env, caged, cage, plain, holder, record }
     }
 
-    /// Values a record may take: the real ones, and the bystanders'.
-    fn pools(&self) -> (Vec<String>, Vec<String>, Vec<String>) {
-        let id = |pid: i32, start: u64| format!("{pid} {start}");
-        let mut ids = vec![
-            id(self.caged.pid(), self.caged.start),
-            id(self.plain.pid(), self.plain.start),
-            id(self.caged.pid(), self.caged.start + 1),
-            id(std::process::id() as i32, start_of(std::process::id() as i32)),
-        ];
-        let cage_ino = fs::metadata(&self.cage).unwrap().ino();
-        let mut cgroups = vec![
-            format!("{cage_ino} {}", self.cage.display()),
-            format!("{} {}", cage_ino + 1, self.cage.display()),
-            "1 /sys/fs/cgroup/unified".into(),
-            format!(
-                "{cage_ino} /sys/fs/cgroup/unified/runonce/../runonce/runonce-prop@{}",
-                self.caged.pid()
-            ),
-        ];
-        let mut ofds = vec!["0".into(), "1099511627776".into()];
-        if let Some(r) = &self.record {
-            ids.extend([r.runonce, r.job].into_iter().flatten().map(|p| id(p.pid, p.start)));
-            cgroups.extend(r.cgroups.iter().map(|(i, d)| format!("{i} {d}")));
-            ofds.push(r.ofd.to_string());
-        }
-        (ids, cgroups, ofds)
-    }
-
     /// The bystanders are alive and untouched.
     fn unharmed(&mut self) -> bool {
         self.caged.untouched() && self.plain.untouched()
@@ -1394,28 +1372,36 @@ impl Drop for Scene {
 
 impl Spec {
     fn text(&self, scene: &Scene) -> String {
-        let (ids, cgroups, ofds) = scene.pools();
-        let pids: Vec<String> =
-            ids.iter().map(|i| i.split(' ').next().unwrap().to_string()).collect();
+        let id = |p: Option<runonce::procs::ProcId>| p.map(|p| format!("{} {}", p.pid, p.start));
         let lock = fs::metadata(scene.env.lock_dir.join("prop.lock")).unwrap();
-        let locks = [format!("{} {}", lock.dev(), lock.ino()), "1 2".to_string()];
-        let small = ["0".to_string(), "1".to_string()];
+        let real = scene.record.clone().unwrap_or_else(|| runonce::holder::Holder {
+            name: "prop".into(),
+            lock: (lock.dev(), lock.ino()),
+            ..Default::default()
+        });
+        let target = if self.caged { &scene.caged } else { &scene.plain };
+        let target_id = format!("{} {}", target.pid(), target.start);
+        let cage = format!("{} {}", fs::metadata(&scene.cage).unwrap().ino(), scene.cage.display());
+        let real_cgroup = real.cgroups.first().map(|(i, d)| format!("{i} {d}")).unwrap_or_default();
         let mut t = format!(
-            "name={}\nrunonce={}\njob={}\nstarted={}\ndeadline_mono_ns={}\nuid={}\nlock={}\nofd={}\n",
-            self.name.get(&["prop".to_string(), "other".to_string()]),
-            self.runonce.get(&ids),
-            self.job.get(&ids),
-            self.numbers[0].get(&small),
-            self.numbers[1].get(&small),
-            self.numbers[2].get(&small),
-            self.lock.get(&locks),
-            self.ofd.get(&ofds),
+            "name={}\nrunonce={}\njob={}\nstarted={}\ndeadline_mono_ns={}\nuid={}\n\
+             lock={}\nofd={}\n",
+            self.name.get(&real.name, "other"),
+            self.runonce.get(&id(real.runonce).unwrap_or_default(), &target_id),
+            self.job.get(&id(real.job).unwrap_or_default(), &target_id),
+            self.numbers[0].get(&real.started_unix.to_string(), "0"),
+            self.numbers[1].get(&real.deadline_mono_ns.to_string(), "1"),
+            self.numbers[2].get("0", "0"),
+            self.lock.get(&format!("{} {}", real.lock.0, real.lock.1), "1 2"),
+            self.ofd.get(&real.ofd.to_string(), "1099511627776"),
         );
         for c in &self.cgroups {
-            t += &format!("cgroup={}\n", c.get(&cgroups));
+            t += &format!("cgroup={}\n", c.get(&real_cgroup, &cage));
         }
-        for (pid, c) in &self.leftovers {
-            t += &format!("leftover={} {}\n", pid.get(&pids), c.get(&cgroups));
+        let real_pid = real.runonce.map_or(0, |r| r.pid);
+        for c in &self.leftovers {
+            let pid = if matches!(c, Pick::Target) { target.pid() } else { real_pid };
+            t += &format!("leftover={pid} {}\n", c.get(&real_cgroup, &cage));
         }
         if self.end {
             t += "end\n";
@@ -1432,7 +1418,7 @@ impl Spec {
 /// prove).  `PROPTEST_CASES` makes it longer.
 #[test]
 fn random_records_never_signal_outside_the_job() {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
     let config = ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let modes: Vec<Vec<&str>> = vec![
