@@ -1214,13 +1214,10 @@ fn the_self_locking_script_idiom_works() {
 // ------------------------------------------------------ property test
 
 /// One field of a random record: the genuine value (what the orphan's
-/// runonce recorded), the value that points at a process outside the job
-/// (the target bystander: its PID and start, its cgroup and that cgroup's
-/// job name), or garbage.
+/// runonce recorded) or garbage.
 #[derive(Clone, Debug)]
 enum Pick {
     Real,
-    Target,
     Raw(String),
 }
 
@@ -1234,23 +1231,36 @@ fn pick() -> impl Strategy<Value = Pick> {
         Just("18446744073709551616".to_string()),
         "[ -~]{0,24}",
     ];
-    prop_oneof![10 => Just(Pick::Real), 7 => Just(Pick::Target), 3 => garbage.prop_map(Pick::Raw)]
+    prop_oneof![7 => Just(Pick::Real), 3 => garbage.prop_map(Pick::Raw)]
 }
 
 impl Pick {
-    fn get(&self, real: &str, target: &str) -> String {
+    fn get(&self, real: &str) -> String {
         match self {
             Pick::Real => real.to_string(),
-            Pick::Target => target.to_string(),
             Pick::Raw(s) => s.clone(),
         }
     }
 }
 
-/// A random holder record, field by field.
+/// What a record points at outside the job, coherently: the process in
+/// another job's cgroup (or a plain one) as the holder's runonce, as its
+/// job, that cgroup as the holder's own (under the other job's name), or as
+/// a leftover of an earlier run.
+#[derive(Clone, Copy, Debug)]
+enum Aim {
+    Nothing,
+    Runonce,
+    Job,
+    CageAsOwn,
+    CageAsLeftover,
+}
+
+/// A random holder record.
 #[derive(Clone, Debug)]
 struct Spec {
-    /// Points at the process in another job's cgroup (else at a plain one).
+    aim: Aim,
+    /// Aims at the process in the cage (else at the plain one).
     caged: bool,
     name: Pick,
     runonce: Pick,
@@ -1258,22 +1268,41 @@ struct Spec {
     numbers: [Pick; 3],
     lock: Pick,
     ofd: Pick,
-    cgroups: Vec<Pick>,
-    leftovers: Vec<Pick>,
+    /// Extra garbage lines.
+    junk: Vec<String>,
     end: bool,
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
+    let aim = proptest::sample::select(vec![
+        Aim::Nothing,
+        Aim::Runonce,
+        Aim::Job,
+        Aim::CageAsOwn,
+        Aim::CageAsLeftover,
+    ]);
+    let junk = prop::collection::vec(
+        prop_oneof!["(cgroup|leftover|runonce|job|ofd)=[ -~]{0,30}", "[ -~]{0,30}"],
+        0..3,
+    );
     (
-        (any::<bool>(), pick(), pick(), pick()),
+        (aim, any::<bool>(), pick(), pick(), pick()),
         [pick(), pick(), pick()],
         (pick(), pick()),
-        prop::collection::vec(pick(), 0..3),
-        prop::collection::vec(pick(), 0..3),
+        junk,
         prop_oneof![4 => Just(true), 1 => Just(false)],
     )
-        .prop_map(|((caged, name, runonce, job), numbers, (lock, ofd), cgroups, leftovers, end)| {
-            Spec { caged, name, runonce, job, numbers, lock, ofd, cgroups, leftovers, end }
+        .prop_map(|((aim, caged, name, runonce, job), numbers, (lock, ofd), junk, end)| Spec {
+            aim,
+            caged,
+            name,
+            runonce,
+            job,
+            numbers,
+            lock,
+            ofd,
+            junk,
+            end,
         })
 }
 
@@ -1372,36 +1401,55 @@ impl Drop for Scene {
 
 impl Spec {
     fn text(&self, scene: &Scene) -> String {
-        let id = |p: Option<runonce::procs::ProcId>| p.map(|p| format!("{} {}", p.pid, p.start));
+        let id = |p: Option<runonce::procs::ProcId>| {
+            p.map(|p| format!("{} {}", p.pid, p.start)).unwrap_or_default()
+        };
         let lock = fs::metadata(scene.env.lock_dir.join("prop.lock")).unwrap();
         let real = scene.record.clone().unwrap_or_else(|| runonce::holder::Holder {
             name: "prop".into(),
             lock: (lock.dev(), lock.ino()),
             ..Default::default()
         });
-        let target = if self.caged { &scene.caged } else { &scene.plain };
+        let target = if self.caged || matches!(self.aim, Aim::CageAsOwn | Aim::CageAsLeftover) {
+            &scene.caged
+        } else {
+            &scene.plain
+        };
         let target_id = format!("{} {}", target.pid(), target.start);
         let cage = format!("{} {}", fs::metadata(&scene.cage).unwrap().ino(), scene.cage.display());
-        let real_cgroup = real.cgroups.first().map(|(i, d)| format!("{i} {d}")).unwrap_or_default();
-        let mut t = format!(
-            "name={}\nrunonce={}\njob={}\nstarted={}\ndeadline_mono_ns={}\nuid={}\n\
-             lock={}\nofd={}\n",
-            self.name.get(&real.name, "other"),
-            self.runonce.get(&id(real.runonce).unwrap_or_default(), &target_id),
-            self.job.get(&id(real.job).unwrap_or_default(), &target_id),
-            self.numbers[0].get(&real.started_unix.to_string(), "0"),
-            self.numbers[1].get(&real.deadline_mono_ns.to_string(), "1"),
-            self.numbers[2].get("0", "0"),
-            self.lock.get(&format!("{} {}", real.lock.0, real.lock.1), "1 2"),
-            self.ofd.get(&real.ofd.to_string(), "1099511627776"),
-        );
-        for c in &self.cgroups {
-            t += &format!("cgroup={}\n", c.get(&real_cgroup, &cage));
+        let (mut name, mut runonce, mut job) =
+            (self.name.get(&real.name), self.runonce.get(&id(real.runonce)), self.job.get(&id(real.job)));
+        let mut cgroups: Vec<String> =
+            real.cgroups.iter().map(|(i, d)| format!("{i} {d}")).collect();
+        let mut leftovers = Vec::new();
+        match self.aim {
+            Aim::Nothing => {}
+            Aim::Runonce => runonce = target_id,
+            Aim::Job => job = target_id,
+            Aim::CageAsOwn => {
+                name = "other".into();
+                runonce = target_id;
+                cgroups.push(cage);
+            }
+            Aim::CageAsLeftover => leftovers.push(format!("{} {cage}", target.pid())),
         }
-        let real_pid = real.runonce.map_or(0, |r| r.pid);
-        for c in &self.leftovers {
-            let pid = if matches!(c, Pick::Target) { target.pid() } else { real_pid };
-            t += &format!("leftover={pid} {}\n", c.get(&real_cgroup, &cage));
+        let mut t = format!(
+            "name={name}\nrunonce={runonce}\njob={job}\nstarted={}\ndeadline_mono_ns={}\n\
+             uid={}\nlock={}\nofd={}\n",
+            self.numbers[0].get(&real.started_unix.to_string()),
+            self.numbers[1].get(&real.deadline_mono_ns.to_string()),
+            self.numbers[2].get("0"),
+            self.lock.get(&format!("{} {}", real.lock.0, real.lock.1)),
+            self.ofd.get(&real.ofd.to_string()),
+        );
+        for c in cgroups {
+            t += &format!("cgroup={c}\n");
+        }
+        for l in leftovers {
+            t += &format!("leftover={l}\n");
+        }
+        for j in &self.junk {
+            t += &format!("{j}\n");
         }
         if self.end {
             t += "end\n";
@@ -1418,7 +1466,7 @@ impl Spec {
 /// prove).  `PROPTEST_CASES` makes it longer.
 #[test]
 fn random_records_never_signal_outside_the_job() {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48);
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let config = ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let modes: Vec<Vec<&str>> = vec![
