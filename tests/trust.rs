@@ -1335,32 +1335,24 @@ impl Scene {
         fs::create_dir_all(&cage).expect("a cgroup (cgroup v2, root)");
         fs::write(cage.join("cgroup.procs"), caged.pid().to_string()).unwrap();
         let plain = Bystander::spawn(sleeper());
-        let pid_file = env.path("orphan.pid");
         let (holder, record) = if orphan {
+            // -t 0.2: the orphan's deadline passes at once; runonce is
+            // SIGKILLed as soon as its record names the job (on a loaded
+            // machine, its own timeout may come first: then no orphan)
             let mut run = root_cmd(&env)
-                .args(["-n", "prop", "-t", "0.2", "--", "sh", "-c"])
-                .arg(format!("echo $$ > {}; exec sleep 1000", pid_file.display()))
+                .args(["-n", "prop", "-t", "0.2", "--", "sleep", "1000"])
                 .spawn()
                 .unwrap();
-            let pid = read_pid(&pid_file);
             let path = env.lock_dir.join("prop.holder");
-            let job = |h: &runonce::holder::Holder| h.job.is_some_and(|j| j.pid == pid);
-            assert!(
-                wait_until(SLACK, || runonce::holder::Holder::load(&path).is_some_and(|h| job(&h)))
-            );
-            let record = runonce::holder::Holder::load(&path);
+            let recorded = || runonce::holder::Holder::load(&path).filter(|h| h.job.is_some());
+            assert!(wait_until(SLACK, || recorded().is_some()), "the orphan-to-be never ran");
             run.kill().unwrap();
             run.wait().unwrap();
-            let start = start_of(pid);
+            let record = recorded().unwrap();
             // the orphan, adopted: a Bystander that may (and should) die
-            let orphan = Command::new("true").spawn().unwrap();
-            (
-                Bystander { child: orphan, start },
-                record.map(|mut r| {
-                    r.job = Some(runonce::procs::ProcId { pid, start });
-                    r
-                }),
-            )
+            let no_child = Command::new("true").spawn().unwrap();
+            let start = record.job.unwrap().start;
+            (Bystander { child: no_child, start }, Some(record))
         } else {
             fs::create_dir_all(&env.lock_dir).unwrap();
             let lock = env.lock_dir.join("prop.lock");
