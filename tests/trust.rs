@@ -1254,6 +1254,8 @@ enum Aim {
     Job,
     CageAsOwn,
     CageAsLeftover,
+    /// The cage as a leftover of the other job's, in a record of its name.
+    CageAsOthersLeftover,
 }
 
 /// A random holder record.
@@ -1274,16 +1276,18 @@ struct Spec {
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
-    let aim = proptest::sample::select(vec![
-        Aim::Nothing,
-        Aim::Runonce,
-        Aim::Job,
-        Aim::CageAsOwn,
-        Aim::CageAsLeftover,
-    ]);
+    // weighted toward the aims that need several fields to agree
+    let aim = prop_oneof![
+        1 => Just(Aim::Nothing),
+        1 => Just(Aim::Runonce),
+        1 => Just(Aim::Job),
+        3 => Just(Aim::CageAsOwn),
+        2 => Just(Aim::CageAsLeftover),
+        2 => Just(Aim::CageAsOthersLeftover),
+    ];
     let junk = prop::collection::vec(
         prop_oneof!["(cgroup|leftover|runonce|job|ofd)=[ -~]{0,30}", "[ -~]{0,30}"],
-        0..3,
+        0..2,
     );
     (
         (aim, any::<bool>(), pick(), pick(), pick()),
@@ -1402,7 +1406,11 @@ impl Spec {
             lock: (lock.dev(), lock.ino()),
             ..Default::default()
         });
-        let target = if self.caged || matches!(self.aim, Aim::CageAsOwn | Aim::CageAsLeftover) {
+        let caging = matches!(
+            self.aim,
+            Aim::CageAsOwn | Aim::CageAsLeftover | Aim::CageAsOthersLeftover
+        );
+        let target = if self.caged || caging {
             &scene.caged
         } else {
             &scene.plain
@@ -1424,6 +1432,10 @@ impl Spec {
                 cgroups.push(cage);
             }
             Aim::CageAsLeftover => leftovers.push(format!("{} {cage}", target.pid())),
+            Aim::CageAsOthersLeftover => {
+                name = "other".into();
+                leftovers.push(format!("{} {cage}", target.pid()));
+            }
         }
         let mut t = format!(
             "name={name}\nrunonce={runonce}\njob={job}\nstarted={}\ndeadline_mono_ns={}\n\
@@ -1462,6 +1474,7 @@ fn random_records_never_signal_outside_the_job() {
     let config = ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() };
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let modes: Vec<Vec<&str>> = vec![
+        vec!["--replace"],
         vec!["--replace"],
         vec![],
         vec!["--wait=0.5"],
