@@ -1310,6 +1310,14 @@ fn spec() -> impl Strategy<Value = Spec> {
         })
 }
 
+/// Who holds the lock in a case.
+enum Holding {
+    /// The job of a runonce that was SIGKILLed (in `Scene::record`).
+    Orphan,
+    /// The test process, through a description of its own.
+    Foreign(#[allow(dead_code)] fs::File),
+}
+
 /// The processes and files one case plays with.
 struct Scene {
     env: Env,
@@ -1318,9 +1326,9 @@ struct Scene {
     cage: PathBuf,
     /// A root process in no cgroup of runonce's.
     plain: Bystander,
-    /// The job that holds the lock: an orphan (its runonce SIGKILLed) or
-    /// another process's flock.
-    holder: Bystander,
+    /// Who holds the lock: an orphan (its runonce SIGKILLed) or not a run
+    /// of runonce at all.
+    _holder: Holding,
     /// The orphan's record, as its runonce wrote it.
     record: Option<runonce::holder::Holder>,
 }
@@ -1353,28 +1361,15 @@ impl Scene {
             run.kill().unwrap();
             run.wait().unwrap();
             let record = recorded().unwrap();
-            // the orphan, adopted: a Bystander that may (and should) die
-            let no_child = Command::new("true").spawn().unwrap();
-            let start = record.job.unwrap().start;
-            (Bystander { child: no_child, start }, Some(record))
+            (Holding::Orphan, Some(record))
         } else {
+            // the test itself holds it: were it signalled, the test would die
             fs::create_dir_all(&env.lock_dir).unwrap();
-            let lock = env.lock_dir.join("prop.lock");
-            fs::write(&lock, "").unwrap();
-            let mut c = Command::new("sh");
-            c.args([
-                "-c",
-                &format!(
-                    "exec 9<{}; flock 9 && touch {} && exec sleep 1000",
-                    lock.display(),
-                    env.path("held").display()
-                ),
-            ]);
-            let b = Bystander::spawn(c);
-            wait_file(&env.path("held"));
-            (b, None)
+            let lock = fs::File::create(env.lock_dir.join("prop.lock")).unwrap();
+            lock.lock().unwrap();
+            (Holding::Foreign(lock), None)
         };
-        Scene { env, caged, cage, plain, holder, record }
+        Scene { env, caged, cage, plain, _holder: holder, record }
     }
 
     /// The bystanders are alive and untouched.
@@ -1385,7 +1380,6 @@ impl Scene {
 
 impl Drop for Scene {
     fn drop(&mut self) {
-        let _ = self.holder.child.kill();
         if let Some(job) = self.record.as_ref().and_then(|r| r.job) {
             job.signal(libc::SIGKILL);
         }
