@@ -504,7 +504,9 @@ fn waiters_enforcing_an_orphans_deadline_never_kill_each_other() {
     let orphan = read_pid(&job_pid);
     first.kill().unwrap();
     first.wait().unwrap();
-    let job = probe_job(env.dir.path(), "0.2");
+    // each job outlasts the others' grace: an enforcer that killed whoever
+    // held the lock once its grace was over would find a fresh waiter's run
+    let job = probe_job(env.dir.path(), "1.5");
     let mut waiters: Vec<Child> = (0..3)
         .map(|_| {
             root_cmd(&env)
@@ -1400,19 +1402,16 @@ impl Spec {
             lock: (lock.dev(), lock.ino()),
             ..Default::default()
         });
-        let caging = matches!(
-            self.aim,
-            Aim::CageAsOwn | Aim::CageAsLeftover | Aim::CageAsOthersLeftover
-        );
-        let target = if self.caged || caging {
-            &scene.caged
-        } else {
-            &scene.plain
-        };
+        let caging =
+            matches!(self.aim, Aim::CageAsOwn | Aim::CageAsLeftover | Aim::CageAsOthersLeftover);
+        let target = if self.caged || caging { &scene.caged } else { &scene.plain };
         let target_id = format!("{} {}", target.pid(), target.start);
         let cage = format!("{} {}", fs::metadata(&scene.cage).unwrap().ino(), scene.cage.display());
-        let (mut name, mut runonce, mut job) =
-            (self.name.get(&real.name), self.runonce.get(&id(real.runonce)), self.job.get(&id(real.job)));
+        let (mut name, mut runonce, mut job) = (
+            self.name.get(&real.name),
+            self.runonce.get(&id(real.runonce)),
+            self.job.get(&id(real.job)),
+        );
         let mut cgroups: Vec<String> =
             real.cgroups.iter().map(|(i, d)| format!("{i} {d}")).collect();
         let mut leftovers = Vec::new();
