@@ -23,7 +23,7 @@ _runonce() {
 
     case "${cmd}" in
         runonce)
-            opts="-q -n -l -w -t -s -k -m -h -V --replace --foreground --keep-orphans --io-idle --strict-limits --quiet --json --retry-on-timeout --name --lock --lock-dir --busy-exit --wait --slots --timeout --signal --kill-after --idle-timeout --memory --cpu --nofile --nproc --nice --contain --log --syslog-facility --syslog-socket --state-dir --metrics-dir --status --jitter --retries --retry-delay --retry-max-delay --max-failures --cooldown --help --version"
+            opts="-q -n -l -w -t -s -k -m -h -V --replace --foreground --keep-orphans --io-idle --strict-limits --quiet --json --retry-on-timeout --lock-url-optional --name --lock --lock-dir --busy-exit --wait --slots --timeout --signal --kill-after --idle-timeout --memory --cpu --nofile --nproc --nice --contain --log --syslog-facility --syslog-socket --state-dir --metrics-dir --status --jitter --retries --retry-delay --retry-max-delay --max-failures --cooldown --lock-url --lease --lock-at-least --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -292,6 +292,27 @@ _runonce() {
                     return 0
                     ;;
                 --cooldown)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --lock-url)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --lease)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --lock-at-least)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace

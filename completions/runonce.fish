@@ -28,6 +28,9 @@ complete -c runonce -l retry-delay -d 'Pause before the first retry; doubles eac
 complete -c runonce -l retry-max-delay -d 'Longest pause between retries' -r -f
 complete -c runonce -l max-failures -d 'Circuit breaker: after N consecutive failed runs, skip runs until --cooldown has passed since the last failure' -r -f
 complete -c runonce -l cooldown -d 'How long the circuit breaker stays open' -r -f
+complete -c runonce -l lock-url -d 'Also take a lease in PostgreSQL, so that one host at a time runs the job (postgres://USER@HOST/DB?sslmode=..., or host=... dbname=...); keep the password in PGPASSWORD or ~/.pgpass' -r -f
+complete -c runonce -l lease -d 'Length of the lease, renewed every third of it while the job runs; a host that dies frees it after at most this long' -r -f
+complete -c runonce -l lock-at-least -d 'Keep the lease until at least DURATION after it was taken, so that a host whose clock is late does not run the same slot again' -r -f
 complete -c runonce -l replace -d 'Terminate the running instance (its whole process tree) and run in its place'
 complete -c runonce -l foreground -d 'Leave the command in runonce\'s process group so it can use the terminal; only its own process tree is signalled'
 complete -c runonce -l keep-orphans -d 'Let processes the command leaves behind live on (the lock is released when runonce exits)'
@@ -36,5 +39,6 @@ complete -c runonce -l strict-limits -d 'Refuse to run (exit 125) when a limit c
 complete -c runonce -s q -l quiet -d 'chronic(1) mode: print the command\'s output only if the run failed'
 complete -c runonce -l json -d 'With --status: print JSON'
 complete -c runonce -l retry-on-timeout -d 'Retry an attempt that timed out, too'
+complete -c runonce -l lock-url-optional -d 'When the database cannot be reached, run under the local lock alone (with a warning) instead of failing (exit 125)'
 complete -c runonce -s h -l help -d 'Print help'
 complete -c runonce -s V -l version -d 'Print version'

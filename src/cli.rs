@@ -228,6 +228,35 @@ pub struct Cli {
           help_heading = "Cron ergonomics")]
     pub cooldown: Option<Duration>,
 
+    /// Also take a lease in PostgreSQL, so that one host at a time runs the
+    /// job (postgres://USER@HOST/DB?sslmode=..., or host=... dbname=...);
+    /// keep the password in PGPASSWORD or ~/.pgpass
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RUNONCE_LOCK_URL",
+        hide_env_values = true,
+        help_heading = "Many hosts"
+    )]
+    pub lock_url: Option<String>,
+
+    /// Length of the lease, renewed every third of it while the job runs; a
+    /// host that dies frees it after at most this long
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration,
+          help_heading = "Many hosts")]
+    pub lease: Option<Duration>,
+
+    /// Keep the lease until at least DURATION after it was taken, so that
+    /// a host whose clock is late does not run the same slot again
+    #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration,
+          help_heading = "Many hosts")]
+    pub lock_at_least: Option<Duration>,
+
+    /// When the database cannot be reached, run under the local lock alone
+    /// (with a warning) instead of failing (exit 125)
+    #[arg(long, help_heading = "Many hosts")]
+    pub lock_url_optional: bool,
+
     /// The command and its arguments
     #[arg(value_name = "COMMAND", trailing_var_arg = true,
           num_args = 1.., required_unless_present = "status",

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Cli, Contain, Wait};
+use crate::fleet;
 use crate::limits;
 use crate::lock;
 use crate::parse::{self, LogTarget};
@@ -52,6 +53,8 @@ pub struct Config {
     pub retry_max_delay: Duration,
     pub retry_on_timeout: bool,
     pub breaker: Option<(u32, Duration)>,
+    /// `--lock-url` and its options (man page, FLEET).
+    pub fleet: Option<fleet::Options>,
 }
 
 /// A usage error found after parsing: one line, exit 125.
@@ -94,6 +97,7 @@ impl Config {
                 cli.slots
             )));
         }
+        let fleet = fleet_options(&cli)?;
         let name = match cli.name {
             Some(n) => n,
             None => default_name(&cli.command),
@@ -160,12 +164,67 @@ impl Config {
             retry_max_delay: cli.retry_max_delay,
             retry_on_timeout: cli.retry_on_timeout,
             breaker,
+            fleet,
         })
     }
 
     pub fn argv_strings(&self) -> Vec<String> {
         self.argv.iter().map(|a| a.to_string_lossy().into_owned()).collect()
     }
+}
+
+/// Default `--lease`: a dead host's lease is free a minute later at most.
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+/// Longest `--lease` and `--lock-at-least` (the database's intervals
+/// are bounded; a lease of a year is already a host that never comes back).
+const MAX_LEASE: Duration = Duration::from_secs(366 * 86_400);
+/// Shortest `--lease`: renewals every third of it must fit a round trip.
+const MIN_LEASE: Duration = Duration::from_secs(1);
+
+fn fleet_options(cli: &Cli) -> Result<Option<fleet::Options>, UsageError> {
+    let Some(url) = cli.lock_url.clone() else {
+        let stray = [
+            ("--lease", cli.lease.is_some()),
+            ("--lock-at-least", cli.lock_at_least.is_some()),
+            ("--lock-url-optional", cli.lock_url_optional),
+        ];
+        if let Some((option, _)) = stray.iter().find(|(_, given)| *given) {
+            return Err(UsageError(format!(
+                "{option}: needs --lock-url URL (the database that holds the lease)"
+            )));
+        }
+        return Ok(None);
+    };
+    if let Err(why) = fleet::check(&url) {
+        return Err(UsageError(format!("--lock-url: invalid value: {why}")));
+    }
+    if cli.slots > 1 {
+        return Err(UsageError(format!(
+            "--lock-url: cannot be used with --slots {}: the lease admits one run across hosts",
+            cli.slots
+        )));
+    }
+    let lease = cli.lease.unwrap_or(DEFAULT_LEASE);
+    if lease < MIN_LEASE {
+        return Err(UsageError(format!(
+            "--lease: invalid value '{}': the lease must last at least 1s",
+            humantime::format_duration(lease)
+        )));
+    }
+    for (option, d) in [("--lease", Some(lease)), ("--lock-at-least", cli.lock_at_least)] {
+        if d.is_some_and(|d| d > MAX_LEASE) {
+            return Err(UsageError(format!(
+                "{option}: invalid value '{}': at most 366 days",
+                humantime::format_duration(d.unwrap_or_default())
+            )));
+        }
+    }
+    Ok(Some(fleet::Options {
+        url,
+        lease,
+        at_least: cli.lock_at_least.unwrap_or(Duration::ZERO),
+        optional: cli.lock_url_optional,
+    }))
 }
 
 /// Longest basename kept in a default name: 55 + '-' + 8 hex digits = 64.

@@ -11,6 +11,7 @@ pub mod docs;
 pub mod enforce;
 pub mod exit_code;
 pub mod files;
+pub mod fleet;
 pub mod holder;
 pub mod limits;
 pub mod lock;
@@ -176,7 +177,17 @@ fn status(cli: &Cli, name: String) -> u8 {
         lock_file: cli.lock.clone(),
         state_dir: cli.state_dir.clone().unwrap_or_else(state::default_dir),
     };
-    let jobs = status::collect(&dirs, name.as_deref());
+    let mut jobs = status::collect(&dirs, name.as_deref());
+    let mut fleet_failed = false;
+    if let Some(url) = &cli.lock_url {
+        match fleet::peek(url, name.as_deref()) {
+            Ok(rows) => status::attach_leases(&mut jobs, &rows, name.as_deref()),
+            Err(e) => {
+                ui::warn(&format!("{e}: the fleet leases are not shown"));
+                fleet_failed = true;
+            }
+        }
+    }
     if let (Some(n), true) = (&name, jobs.is_empty()) {
         ui::warn(&format!(
             "--status: no job named '{n}' (no lock in {}, no state in {})",
@@ -186,5 +197,5 @@ fn status(cli: &Cli, name: String) -> u8 {
         return 1;
     }
     let text = if cli.json { status::json(&jobs, name.is_some()) } else { status::table(&jobs) };
-    if ui::print(&text) { 0 } else { exit_code::OWN_FAILURE }
+    if ui::print(&text) && !fleet_failed { 0 } else { exit_code::OWN_FAILURE }
 }

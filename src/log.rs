@@ -96,7 +96,7 @@ impl Logger {
         // argument must not forge a record or reach a terminal raw
         let words = ui::one_line(&rec.to_words());
         let sent = match &mut self.syslog {
-            Syslog::Connected(conn) => match severity(rec.outcome) {
+            Syslog::Connected(conn) => match record_severity(rec) {
                 Severity::Info => conn.info(&words),
                 Severity::Warning => conn.warning(&words),
                 Severity::Err => conn.err(&words),
@@ -164,6 +164,15 @@ enum Severity {
     Err,
 }
 
+/// A run that went on without its fleet lease is worth a warning, even
+/// when it succeeds.
+fn record_severity(rec: &Record) -> Severity {
+    match severity(rec.outcome) {
+        Severity::Info if rec.lease_error.is_some() => Severity::Warning,
+        s => s,
+    }
+}
+
 fn severity(outcome: Option<Outcome>) -> Severity {
     match outcome {
         None | Some(Outcome::Ok | Outcome::Skipped | Outcome::Cooldown) => Severity::Info,
@@ -187,6 +196,7 @@ mod tests {
             (Outcome::Idle, Severity::Err),
             (Outcome::Signaled, Severity::Err),
             (Outcome::Error, Severity::Err),
+            (Outcome::LostLock, Severity::Err),
         ] {
             assert_eq!(severity(Some(o)), want, "{o:?}");
         }

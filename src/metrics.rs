@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::fleet::Holder;
 use crate::record::Outcome;
 use crate::state::JobState;
 
@@ -16,6 +17,7 @@ const OUTCOMES: &[Outcome] = &[
     Outcome::Skipped,
     Outcome::Error,
     Outcome::Cooldown,
+    Outcome::LostLock,
 ];
 
 /// Label values escaped as the text format requires.
@@ -25,7 +27,7 @@ fn label(value: &str) -> String {
 
 /// The textfile for one job.  `running` is the number of its instances
 /// running now, read from the locks (the state cannot know it).
-pub fn render(state: &JobState, running: u32) -> String {
+pub fn render(state: &JobState, running: u32, lease: Option<&Holder>) -> String {
     let job = label(&state.name);
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: f64| {
@@ -78,6 +80,25 @@ pub fn render(state: &JobState, running: u32) -> String {
         "Runs skipped in a row because the job was busy: a high value means it is stuck.",
         state.consecutive_skips as f64,
     );
+    if let Some(h) = lease {
+        gauge(
+            "runonce_lease_fencing_token",
+            "Fencing token of the fleet lease (--lock-url) as this host last saw it.",
+            h.token as f64,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP runonce_lease_holder The fleet lease's holder (host, runonce pid) as this \
+             host last saw it: this host's run, or the one it skipped for."
+        );
+        let _ = writeln!(out, "# TYPE runonce_lease_holder gauge");
+        let _ = writeln!(
+            out,
+            "runonce_lease_holder{{job=\"{job}\",host=\"{}\",pid=\"{}\"}} 1",
+            label(&h.host),
+            h.pid
+        );
+    }
     let _ = writeln!(out, "# HELP runonce_runs_total Finished runs by outcome.");
     let _ = writeln!(out, "# TYPE runonce_runs_total counter");
     for o in OUTCOMES {
@@ -90,12 +111,17 @@ pub fn render(state: &JobState, running: u32) -> String {
 /// Writes the textfile atomically, through an exclusive temp file: a link
 /// or FIFO planted at any name in the directory is never written through
 /// or waited on (files.rs).
-pub fn write(dir: &Path, state: &JobState, running: u32) -> std::io::Result<()> {
+pub fn write(
+    dir: &Path,
+    state: &JobState,
+    running: u32,
+    lease: Option<&Holder>,
+) -> std::io::Result<()> {
     if !dir.is_dir() {
         std::fs::create_dir_all(dir)?;
     }
     let name = format!("runonce_{}.prom", state.name);
-    crate::files::replace(dir, &name, render(state, running).as_bytes(), 0o644, true)
+    crate::files::replace(dir, &name, render(state, running, lease).as_bytes(), 0o644, true)
 }
 
 #[cfg(test)]
@@ -106,7 +132,7 @@ mod tests {
     fn every_sample_has_help_and_type() {
         let mut s = JobState { name: "j".into(), ..Default::default() };
         s.outcomes.insert("ok".into(), 3);
-        let text = render(&s, 1);
+        let text = render(&s, 1, None);
         assert!(text.contains("runonce_runs_total{job=\"j\",outcome=\"ok\"} 3"));
         assert!(text.contains("runonce_running{job=\"j\"} 1"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {

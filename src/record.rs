@@ -16,6 +16,8 @@ pub enum Outcome {
     Skipped,
     Error,
     Cooldown,
+    /// The fleet lease was lost while the job ran: it was stopped.
+    LostLock,
 }
 
 impl Outcome {
@@ -29,6 +31,7 @@ impl Outcome {
             Outcome::Skipped => "skipped",
             Outcome::Error => "error",
             Outcome::Cooldown => "cooldown",
+            Outcome::LostLock => "lost-lock",
         }
     }
 
@@ -43,7 +46,12 @@ impl Outcome {
     pub fn is_failure(self) -> bool {
         matches!(
             self,
-            Outcome::Failed | Outcome::Timeout | Outcome::Idle | Outcome::Signaled | Outcome::Error
+            Outcome::Failed
+                | Outcome::Timeout
+                | Outcome::Idle
+                | Outcome::Signaled
+                | Outcome::Error
+                | Outcome::LostLock
         )
     }
 }
@@ -131,6 +139,17 @@ pub struct Record {
     pub output_lost_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The fleet lease (`--lock-url`): its token, and the host and runonce
+    /// PID holding it (this run's, or the holder's when skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fencing_token: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_pid: Option<i32>,
+    /// `--lock-url-optional`: why the run went on without the lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_error: Option<String>,
     pub host: String,
     pub uid: u32,
 }
@@ -188,6 +207,15 @@ impl Record {
         }
         if let Some(a) = self.holder_age_s {
             w += &format!(" holder_age={a:.0}s");
+        }
+        if let (Some(h), Some(p)) = (&self.lease_host, self.lease_pid) {
+            w += &format!(" lease={h}:{p}");
+        }
+        if let Some(t) = self.fencing_token {
+            w += &format!(" fencing_token={t}");
+        }
+        if let Some(e) = &self.lease_error {
+            w += &format!(" lease_error={e:?}");
         }
         if let Some(n) = self.consecutive_skips {
             w += &format!(" consecutive_skips={n}");
@@ -264,6 +292,10 @@ mod tests {
             oom_kills: None,
             output_lost_bytes: None,
             message: None,
+            fencing_token: None,
+            lease_host: None,
+            lease_pid: None,
+            lease_error: None,
             host: "h".into(),
             uid: 0,
         }
@@ -276,6 +308,23 @@ mod tests {
             "collector: finish outcome=timeout exit=124 signal=KILL sent=TERM,KILL \
              duration=600.02s cpu=12.31s maxrss=512MiB pid=4242"
         );
+    }
+
+    #[test]
+    fn lease_in_words_and_json() {
+        let mut r = sample();
+        r.outcome = Some(Outcome::LostLock);
+        r.fencing_token = Some(7);
+        r.lease_host = Some("alpha".into());
+        r.lease_pid = Some(42);
+        assert!(r.to_words().contains(" outcome=lost-lock "), "{}", r.to_words());
+        assert!(r.to_words().contains(" lease=alpha:42 fencing_token=7"), "{}", r.to_words());
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(
+            (v["outcome"].as_str(), v["fencing_token"].as_i64()),
+            (Some("lost-lock"), Some(7))
+        );
+        assert!(v.get("lease_error").is_none());
     }
 
     #[test]

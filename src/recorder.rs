@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::fleet;
 use crate::lock::Site;
 use crate::log::Logger;
 use crate::metrics;
@@ -54,12 +55,13 @@ impl Sinks {
 
     /// Folds a finish record into the state and the metrics, then logs it.
     /// `slot`: the lock slot of this run, whose job is over.
-    pub fn finish(&mut self, mut rec: Record, slot: Option<u32>) {
+    /// `lease`: the fleet lease's holder, for the metrics (man page, FLEET).
+    pub fn finish(&mut self, mut rec: Record, slot: Option<u32>, lease: Option<&fleet::Holder>) {
         let mut metrics_error = None;
         let updated = self.store.update(
             &self.name,
             |s| s.apply(&rec),
-            |s| metrics_error = self.publish(slot, s).err(),
+            |s| metrics_error = self.publish(slot, s, lease).err(),
         );
         match updated {
             Ok(s) if rec.outcome == Some(Outcome::Skipped) => {
@@ -82,14 +84,14 @@ impl Sinks {
     }
 
     /// The job has started: the metrics say it runs, from now on.
-    pub fn publish_start(&mut self) {
+    pub fn publish_start(&mut self, lease: Option<&fleet::Holder>) {
         if self.metrics_dir.is_none() {
             return;
         }
         let result = self.store.lock().map(|_guard| {
             let mut s = self.store.load_trusted(&self.name).unwrap_or_default();
             s.name = self.name.clone();
-            self.publish(None, &s)
+            self.publish(None, &s, lease)
         });
         match result {
             Ok(Ok(())) => {}
@@ -103,14 +105,19 @@ impl Sinks {
 
     /// Writes the metrics textfile, if asked for, with the number of
     /// instances running now (besides slot `mine`, whose job is over).
-    fn publish(&self, mine: Option<u32>, s: &JobState) -> Result<(), String> {
+    fn publish(
+        &self,
+        mine: Option<u32>,
+        s: &JobState,
+        lease: Option<&fleet::Holder>,
+    ) -> Result<(), String> {
         let Some(dir) = &self.metrics_dir else { return Ok(()) };
         let live = crate::status::live(&self.site, mine);
         let mut s = s.clone();
         // a run in progress is the last one started, though the state knows
         // runs only once they end
         s.last_start_unix = state::later(s.last_start_unix, live.newest_start);
-        metrics::write(dir, &s, live.count)
+        metrics::write(dir, &s, live.count, lease)
             .map_err(|e| format!("--metrics-dir {}: cannot write: {e}", dir.display()))
     }
 

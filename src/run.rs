@@ -9,6 +9,7 @@ use crate::cli::{Contain, Wait};
 use crate::config::Config;
 use crate::enforce::{self, Enforced, Stop, Why};
 use crate::exit_code;
+use crate::fleet::{self, Lease, Taken};
 use crate::holder::{self, Current, Holder};
 use crate::limits;
 use crate::lock::{self, Lock, Tried, Waited};
@@ -73,6 +74,11 @@ struct Ctx<'a> {
     host: String,
     /// The lock slot this run holds, once it holds one.
     slot: Option<u32>,
+    /// The fleet lease's holder: this run once it holds the lease, another
+    /// host's run when the lease is busy (man page, FLEET).
+    lease_seen: Option<fleet::Holder>,
+    /// `--lock-url-optional`: why the run goes on without the lease.
+    lease_error: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -106,6 +112,10 @@ impl Ctx<'_> {
             oom_kills: None,
             output_lost_bytes: None,
             message: None,
+            fencing_token: self.lease_seen.as_ref().map(|h| h.token),
+            lease_host: self.lease_seen.as_ref().map(|h| h.host.clone()),
+            lease_pid: self.lease_seen.as_ref().map(|h| h.pid),
+            lease_error: self.lease_error.clone(),
             host: self.host.clone(),
             uid: sys::geteuid(),
         }
@@ -116,8 +126,8 @@ impl Ctx<'_> {
         if rec.duration_s.is_none() {
             rec.duration_s = Some(self.t0.elapsed().as_secs_f64());
         }
-        let slot = self.slot;
-        self.recorder.submit(move |s| s.finish(rec, slot));
+        let (slot, lease) = (self.slot, self.lease_seen.clone());
+        self.recorder.submit(move |s| s.finish(rec, slot, lease.as_ref()));
     }
 
     /// Logs a start or attempt record.
@@ -127,7 +137,8 @@ impl Ctx<'_> {
 
     /// The job has started: the metrics say it runs, from now on.
     fn publish_start(&mut self) {
-        self.recorder.submit(|s| s.publish_start());
+        let lease = self.lease_seen.clone();
+        self.recorder.submit(move |s| s.publish_start(lease.as_ref()));
     }
 
     /// This run, as the holder record first shows it.
@@ -178,6 +189,8 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         jitter: None,
         host: hostname(),
         slot: None,
+        lease_seen: None,
+        lease_error: None,
     };
     for note in &cfg.notes {
         ui::warn(note);
@@ -222,13 +235,92 @@ fn run_unlocked(ctx: &mut Ctx, signals: &Signals) -> (u8, Option<Lock>) {
     if let Some(code) = circuit_open(ctx) {
         return (code, None);
     }
-    let lock = match take_lock(ctx, &signals.fd) {
+    let wait_until = wait_deadline(cfg);
+    let lock = match take_lock(ctx, &signals.fd, wait_until) {
         Ok(l) => l,
         Err(code) => return (code, None),
     };
     ctx.slot = Some(lock.slot);
-    let status = run_locked(ctx, &lock, signals);
+    let lease = match take_lease(ctx, &signals.fd, wait_until) {
+        Ok(l) => l,
+        Err(code) => return (code, Some(lock)),
+    };
+    let status = run_locked(ctx, &lock, signals, lease.as_ref());
+    if let Some(lease) = lease
+        && let Err(e) = lease.release()
+    {
+        ui::warn(&format!("{e} (the lease expires by itself)"));
+    }
     (status, Some(lock))
+}
+
+/// `--wait`: None = do not wait, Some(None) = forever, else until when.
+/// One deadline for the local lock and the fleet lease together.
+fn wait_deadline(cfg: &Config) -> Option<Option<Instant>> {
+    match cfg.wait {
+        None | Some(Wait::Up(Duration::ZERO)) => None,
+        Some(Wait::Forever) => Some(None),
+        Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
+    }
+}
+
+/// With `--lock-url`, the fleet lease, taken after the local lock (man
+/// page, FLEET).  Err is the exit status: busy (skipped), or the database
+/// unusable (125, unless `--lock-url-optional` lets the run go on).
+fn take_lease(
+    ctx: &mut Ctx,
+    signals: &OwnedFd,
+    wait_until: Option<Option<Instant>>,
+) -> Result<Option<Lease>, u8> {
+    let Some(opts) = &ctx.cfg.fleet else { return Ok(None) };
+    let req = fleet::Request {
+        name: ctx.cfg.name.clone(),
+        host: ctx.host.clone(),
+        pid: sys::getpid(),
+        lease: opts.lease,
+        at_least: opts.at_least,
+        wait_until,
+    };
+    match fleet::take(&opts.url, req, signals) {
+        Taken::Held(lease) => {
+            ctx.lease_seen = Some(fleet::Holder {
+                host: ctx.host.clone(),
+                pid: sys::getpid(),
+                token: lease.token,
+                age_s: 0.0,
+            });
+            Ok(Some(lease))
+        }
+        Taken::Busy(holder) => Err(lease_busy(ctx, holder)),
+        Taken::Unreachable(msg) if opts.optional => {
+            ui::warn(&format!("{msg}: running under the local lock alone (--lock-url-optional)"));
+            ctx.lease_error = Some(msg);
+            Ok(None)
+        }
+        Taken::Unreachable(msg) | Taken::Refused(msg) => {
+            Err(own_failure(ctx, &format!("{msg}; the job was not started")))
+        }
+        Taken::Interrupted(sig) => Err(interrupted(ctx, sig)),
+    }
+}
+
+/// Another host's run holds the lease: a skip as for a busy local lock,
+/// naming that host and its runonce's PID.
+fn lease_busy(ctx: &mut Ctx, holder: fleet::Holder) -> u8 {
+    let mut rec = ctx.record(Event::Finish, Some(Outcome::Skipped));
+    rec.exit = Some(ctx.cfg.busy_exit);
+    rec.holder_pid = Some(holder.pid);
+    rec.holder_age_s = Some((holder.age_s.max(0.0) * 1000.0).round() / 1000.0);
+    rec.fencing_token = Some(holder.token);
+    rec.lease_host = Some(holder.host.clone());
+    rec.lease_pid = Some(holder.pid);
+    rec.message = Some(format!(
+        "the fleet lease is held by {} (pid {}, token {})",
+        holder.host, holder.pid, holder.token
+    ));
+    ctx.lease_seen = Some(holder);
+    ctx.finish(rec);
+    ctx.cfg.busy_exit
 }
 
 /// runonce's own failure before the job started: one line, a record, 125.
@@ -288,14 +380,13 @@ fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
 }
 
 /// Takes the lock, or decides the run is skipped.  Err is the exit status.
-fn take_lock(ctx: &mut Ctx, signals: &OwnedFd) -> Result<Lock, u8> {
+fn take_lock(
+    ctx: &mut Ctx,
+    signals: &OwnedFd,
+    wait_until: Option<Option<Instant>>,
+) -> Result<Lock, u8> {
     let cfg = ctx.cfg;
     let me = ctx.me();
-    let wait_until = match cfg.wait {
-        None | Some(Wait::Up(Duration::ZERO)) => None,
-        Some(Wait::Forever) => Some(None),
-        Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
-    };
     loop {
         // a free lock goes to a queued waiter first (lock::waiters_queued
         // says why); --replace takes it regardless
@@ -406,7 +497,7 @@ fn skip(ctx: &mut Ctx, holder: Option<&Shown>, note: Option<&str>) -> u8 {
 }
 
 /// Everything that happens while the lock is held.
-fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
+fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Lease>) -> u8 {
     let cfg = ctx.cfg;
     // records of the run start when the run does, not when runonce began waiting
     ctx.started = record::now_rfc3339();
@@ -428,7 +519,19 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
     let attempts = cfg.retries.saturating_add(1);
     let mut held_all: Vec<Held> = Vec::new();
     let mut attempt = 1;
+    let env: Vec<(String, String)> =
+        lease.map(|l| (fleet::TOKEN_ENV.to_string(), l.token.to_string())).into_iter().collect();
+    let stop_source =
+        lease.map(|l| supervise::StopSource { fd: l.lost_fd(), outcome: Outcome::LostLock });
     loop {
+        if let Some(why) = lease.and_then(Lease::lost) {
+            // lost before this attempt could start (during a retry pause)
+            let mut rec = ctx.record(Event::Finish, Some(Outcome::LostLock));
+            rec.exit = Some(exit_code::TIMED_OUT);
+            rec.message = Some(lost_message(&why));
+            ui::warn(&lost_message(&why));
+            return conclude(ctx, rec, held_all);
+        }
         holder.deadline_mono_ns = cfg.timeout.map_or(0, |t| {
             sys::monotonic_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
         });
@@ -467,6 +570,8 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
             lock_fd: std::os::fd::AsRawFd::as_raw_fd(&lock.file),
             inherited: signals.inherited,
             cgroup: cgroup.as_ref(),
+            env: &env,
+            stop_source,
         };
         let mut on_start = |pid: i32| {
             if let Some(cg) = &cgroup
@@ -489,7 +594,11 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
                 ctx.publish_start();
             }
         };
-        let ended = supervise::run(&job, &signals.fd, &mut on_start);
+        let mut ended = supervise::run(&job, &signals.fd, &mut on_start);
+        if ended.outcome == Outcome::LostLock {
+            let why = lease.and_then(Lease::lost).unwrap_or_default();
+            ended.message = Some(lost_message(&why));
+        }
         if let Some(msg) = &ended.message {
             ui::warn(msg);
         }
@@ -508,6 +617,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
         }
         let retriable = ended.outcome.is_failure()
             && ended.outcome != Outcome::Error
+            && ended.outcome != Outcome::LostLock
             && (cfg.retry_on_timeout || !matches!(ended.outcome, Outcome::Timeout | Outcome::Idle))
             && ended.forwarded.is_none();
         if retriable && attempt < attempts {
@@ -526,6 +636,10 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals) -> u8 {
         }
         return conclude(ctx, rec, held_all);
     }
+}
+
+fn lost_message(why: &str) -> String {
+    format!("the fleet lease was lost ({why}): the job was stopped")
 }
 
 /// Gives the attempt its own cgroup as `--contain` asks, and says in the

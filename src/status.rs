@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::fleet::LeaseRow;
 use crate::holder::Holder;
 use crate::lock::{self, Site};
 use crate::state::{self, JobState, Store};
@@ -32,6 +33,67 @@ pub struct JobStatus {
     pub state: &'static str,
     pub running: Vec<Running>,
     pub last: Option<JobState>,
+    /// With `--lock-url`: the job's fleet lease as the database has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<FleetLease>,
+}
+
+/// A job's row in the lease table (man page, FLEET).
+#[derive(Serialize)]
+pub struct FleetLease {
+    /// Someone holds it now (it has not expired).
+    pub held: bool,
+    pub host: String,
+    pub pid: i32,
+    pub fencing_token: i64,
+    pub since: String,
+    pub expires_in_s: f64,
+}
+
+impl FleetLease {
+    fn from_row(row: &LeaseRow) -> FleetLease {
+        let t =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(row.acquired_unix.max(0.0));
+        FleetLease {
+            held: row.expires_in_s > 0.0,
+            host: row.holder.host.clone(),
+            pid: row.holder.pid,
+            fencing_token: row.holder.token,
+            since: humantime::format_rfc3339_seconds(t).to_string(),
+            expires_in_s: (row.expires_in_s * 10.0).round() / 10.0,
+        }
+    }
+
+    fn cell(&self) -> String {
+        if self.held {
+            format!(
+                "{}:{} token {} ({:.0}s left)",
+                self.host, self.pid, self.fencing_token, self.expires_in_s
+            )
+        } else {
+            format!("free (last {}:{}, token {})", self.host, self.pid, self.fencing_token)
+        }
+    }
+}
+
+/// Adds the fleet leases to the jobs; a job known only to the database
+/// (it ran on other hosts) is listed too, unless one job was asked for.
+pub fn attach_leases(jobs: &mut Vec<JobStatus>, rows: &[LeaseRow], name: Option<&str>) {
+    for row in rows {
+        let lease = Some(FleetLease::from_row(row));
+        match jobs.iter_mut().find(|j| j.name == row.name) {
+            Some(j) => j.lease = lease,
+            None if name.is_none_or(|n| n == row.name) => jobs.push(JobStatus {
+                name: row.name.clone(),
+                state: "idle",
+                running: Vec::new(),
+                last: None,
+                lease,
+            }),
+            None => {}
+        }
+    }
+    jobs.sort_by(|a, b| a.name.cmp(&b.name));
 }
 
 pub struct Dirs {
@@ -143,7 +205,7 @@ pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
             }
             let running = running_slots(&site);
             let state = if running.is_empty() { "idle" } else { "running" };
-            Some(JobStatus { name: n, state, running, last })
+            Some(JobStatus { name: n, state, running, last, lease: None })
         })
         .collect()
 }
@@ -156,10 +218,15 @@ fn ago(unix: Option<f64>) -> String {
 }
 
 pub fn table(jobs: &[JobStatus]) -> String {
-    let mut rows = vec![
+    let fleet = jobs.iter().any(|j| j.lease.is_some());
+    let mut header =
         ["NAME", "STATE", "PID", "SINCE", "LAST", "EXIT", "DURATION", "ENDED", "FAILS", "SKIPS"]
-            .map(String::from),
-    ];
+            .map(String::from)
+            .to_vec();
+    if fleet {
+        header.push("LEASE".into());
+    }
+    let mut rows = vec![header];
     for j in jobs {
         let last = j.last.as_ref();
         let tail = [
@@ -169,11 +236,14 @@ pub fn table(jobs: &[JobStatus]) -> String {
             ago(last.and_then(|l| l.last_end_unix)),
             last.map_or("0".into(), |l| l.consecutive_failures.to_string()),
             last.map_or("0".into(), |l| l.consecutive_skips.to_string()),
-        ];
+        ]
+        .into_iter()
+        .chain(fleet.then(|| j.lease.as_ref().map_or("-".into(), FleetLease::cell)))
+        .collect::<Vec<String>>();
         if j.running.is_empty() {
             let mut row = [j.name.clone(), "idle".into(), "-".into(), "-".into()].to_vec();
             row.extend(tail.iter().cloned());
-            rows.push(row.try_into().unwrap_or_else(|_| unreachable!()));
+            rows.push(row);
         }
         for r in &j.running {
             let name = if r.slot == 0 { j.name.clone() } else { format!("{}@{}", j.name, r.slot) };
@@ -185,7 +255,7 @@ pub fn table(jobs: &[JobStatus]) -> String {
             let pid = r.pid.map_or("-".into(), |p| p.to_string());
             let mut row = vec![name, state.into(), pid, since];
             row.extend(tail.iter().cloned());
-            rows.push(row.try_into().unwrap_or_else(|_| unreachable!()));
+            rows.push(row);
         }
     }
     let widths: Vec<usize> =

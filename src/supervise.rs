@@ -30,6 +30,8 @@ const REAP_SLICE: Duration = Duration::from_millis(250);
 /// Once the job is gone, how long to keep reading pipes that something
 /// outside the job (a kept orphan, a daemon) still holds open.
 const PIPE_GRACE: Duration = Duration::from_millis(200);
+/// The poll entry of the job's `StopSource`.
+const STOP_SOURCE: usize = usize::MAX - 1;
 
 /// What the child restores between fork and exec so that runonce is
 /// transparent: dispositions it inherited, and an empty signal mask.
@@ -55,6 +57,19 @@ pub struct Job<'a> {
     pub lock_fd: RawFd,
     pub inherited: Inherited,
     pub cgroup: Option<&'a Cgroup>,
+    /// Variables added to the job's environment.
+    pub env: &'a [(String, String)],
+    /// Something outside that can end the job as a timeout does.
+    pub stop_source: Option<StopSource>,
+}
+
+/// A descriptor that becomes readable when the job must be stopped (the
+/// fleet lease was lost): the job then gets `--signal`, then SIGKILL after
+/// `--kill-after`, and the run ends with `outcome` (exit 124).
+#[derive(Clone, Copy, Debug)]
+pub struct StopSource {
+    pub fd: RawFd,
+    pub outcome: Outcome,
 }
 
 /// How the job ended.
@@ -84,6 +99,7 @@ pub fn run(job: &Job, signals: &OwnedFd, started: &mut dyn FnMut(i32)) -> Ended 
     let mut streams = Vec::new();
     let mut cmd = Command::new(&job.argv[0]);
     cmd.args(&job.argv[1..]);
+    cmd.envs(job.env.iter().map(|(k, v)| (k, v)));
     if !job.foreground {
         cmd.process_group(0);
     }
@@ -418,6 +434,11 @@ impl Supervisor<'_> {
         let passthrough = self.held.is_none();
         let mut fds = vec![sys::pollfd(signals.as_raw_fd(), libc::POLLIN)];
         let mut owners = vec![(usize::MAX, false)];
+        let stop_source = self.job.stop_source.filter(|_| self.running_unstopped());
+        if let Some(src) = stop_source {
+            fds.push(sys::pollfd(src.fd, libc::POLLIN));
+            owners.push((STOP_SOURCE, false));
+        }
         for (i, s) in self.streams.iter().enumerate() {
             let [read, write] = s.poll_entries(passthrough);
             if let Some(r) = read {
@@ -451,6 +472,14 @@ impl Supervisor<'_> {
                 self.drain_signals(signals);
                 continue;
             }
+            if owner == STOP_SOURCE {
+                if let Some(src) = stop_source
+                    && self.running_unstopped()
+                {
+                    self.stop(src.outcome, Instant::now());
+                }
+                continue;
+            }
             let stream = &mut self.streams[owner];
             if is_write {
                 stream.write();
@@ -460,6 +489,11 @@ impl Supervisor<'_> {
                 self.idle_deadline = Instant::now().checked_add(idle);
             }
         }
+    }
+
+    /// The main process runs and nothing has stopped it yet.
+    fn running_unstopped(&self) -> bool {
+        self.main_status.is_none() && self.stopped_by.is_none()
     }
 
     fn drain_signals(&mut self, signals: &OwnedFd) {
