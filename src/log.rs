@@ -64,10 +64,14 @@ impl Logger {
     /// that records of concurrent jobs never interleave; on a fresh line
     /// even if an earlier write was cut short (a full disk), so that one
     /// torn record never takes the next with it.  Never through a link,
-    /// never into a FIFO (files.rs).
+    /// never into a FIFO (files.rs).  The flock taken meanwhile is on the
+    /// log, so it only orders runonce's own writers.
     fn json(&mut self, path: &Path, rec: &Record) {
         let line = rec.to_json();
         let result = files::open_append(path, 0o644).and_then(|mut f| {
+            // runonce's writers take turns to look at the end and append: a
+            // record another is writing would look torn half-way through
+            let _turn = f.try_clone().and_then(|c| files::lock_within(c, JSON_PATIENCE)).ok();
             let text = if ends_open(&f) { format!("\n{line}\n") } else { format!("{line}\n") };
             f.write_all(text.as_bytes())
         });
@@ -134,6 +138,9 @@ impl Logger {
         }
     }
 }
+
+/// How long a record waits for another runonce's append to the same file.
+const JSON_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The file is not empty and its last byte is not a newline.
 fn ends_open(file: &std::fs::File) -> bool {
