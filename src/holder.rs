@@ -254,8 +254,20 @@ pub fn record(site: &Site, slot: u32) -> Option<Holder> {
     (h.lock == id && job.is_none_or(|j| j == h.name)).then_some(h)
 }
 
-/// Who holds the lock of `slot` right now.
+/// Who holds the lock of `slot` right now: every process proven to hold
+/// it (a walk over all processes' descriptors).
 pub fn current(site: &Site, slot: u32) -> Current {
+    look(site, slot, false)
+}
+
+/// Who holds the lock of `slot`, looking first at the recorded runonce and
+/// job only: enough to name the holder in a skip and to tell an overdue
+/// orphan (`holders` may then be incomplete; `current` before signalling).
+pub fn glance(site: &Site, slot: u32) -> Current {
+    look(site, slot, true)
+}
+
+fn look(site: &Site, slot: u32, quick: bool) -> Current {
     let Some(path) = site.lock_path(slot) else {
         return Current::Free;
     };
@@ -267,6 +279,13 @@ pub fn current(site: &Site, slot: u32) -> Current {
         return Current::Free;
     }
     if let Some(holder) = record(site, slot).filter(|h| h.ofd != 0) {
+        let recorded = [holder.runonce, holder.job].into_iter().flatten();
+        let seen = recorded
+            .filter(|p| quick && p.alive() && procs::holds_ofd(p.pid, dev, ino, Some(holder.ofd)))
+            .collect::<Vec<_>>();
+        if !seen.is_empty() {
+            return Current::Ours { holder, holders: seen };
+        }
         let holders = procs::ofd_holders(dev, ino, Some(holder.ofd));
         if !holders.is_empty() {
             return Current::Ours { holder, holders };

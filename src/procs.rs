@@ -145,14 +145,7 @@ pub fn descendants(root: i32) -> Vec<Member> {
 pub fn ofd_holders(dev: u64, ino: u64, pos: Option<u64>) -> Vec<ProcId> {
     let mut found = Vec::new();
     for pid in all_pids() {
-        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        let holds = fds.filter_map(Result::ok).any(|fd| {
-            fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-                && fdinfo_holds(pid, &fd.file_name().to_string_lossy(), pos)
-        });
-        if holds
+        if holds_ofd(pid, dev, ino, pos)
             && let Some(id) = ProcId::of(pid)
             && id.alive()
         {
@@ -160,6 +153,18 @@ pub fn ofd_holders(dev: u64, ino: u64, pos: Option<u64>) -> Vec<ProcId> {
         }
     }
     found
+}
+
+/// Whether process `pid` holds a flock on (dev, ino) through a description
+/// at position `pos` (any, if None): see `ofd_holders`.
+pub fn holds_ofd(pid: i32, dev: u64, ino: u64, pos: Option<u64>) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok).any(|fd| {
+        fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+            && fdinfo_holds(pid, &fd.file_name().to_string_lossy(), pos)
+    })
 }
 
 /// /proc/PID/fdinfo/FD gives the description's position and lists the

@@ -277,6 +277,34 @@ fn a_user_locking_the_state_dir_freezes_nothing() {
     assert!(squatter.untouched());
 }
 
+/// The state lock waits a bounded time: a run of the same user that hangs
+/// while holding it (a stalled disk) delays the others by seconds, and the
+/// record still goes to the log.
+#[test]
+fn a_hung_state_lock_holder_delays_a_run_by_seconds_only() {
+    let env = shared_env();
+    let o = root_cmd(&env).args(["-n", "st", "--", "true"]).output().unwrap();
+    assert_eq!(code(&o), 0);
+    let state_lock = env.state_dir.join(".lock");
+    let held = env.path("held");
+    let _hung = Bystander::spawn({
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(format!(
+            "exec 9<{}; flock 9 && touch {} && exec sleep 1000",
+            state_lock.display(),
+            held.display()
+        ));
+        c
+    });
+    wait_file(&held);
+    let t = Instant::now();
+    let o = env.cmd().args(["-n", "st", "--", "true"]).output().unwrap();
+    assert_eq!(code(&o), 0);
+    assert!(t.elapsed() < Duration::from_secs(5) + SLACK, "waited {:?}", t.elapsed());
+    assert!(stderr(&o).contains("cannot update state: still locked"), "{}", stderr(&o));
+    assert_eq!(env.finishes("st").len(), 2, "the record was written all the same");
+}
+
 /// Attack: a root job that drops privileges (`runonce -- setpriv
 /// --reuid=USER …`) inherited the lock file open read-write and could
 /// `pwrite` a forged holder record naming another job's cgroup or any PID;
