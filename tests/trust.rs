@@ -743,16 +743,37 @@ fn quiet_run(env: &Env, tmpdir: &Path) -> (i32, u64, String, Vec<u8>) {
 /// MB RSS for 500 MB of output).  Now memory is bounded whatever happens to
 /// the spill file: the head and the tail are kept, what lies between is
 /// counted in `output_lost_bytes`, and a line says so.
+/// What a bounded `--quiet` run of LOUD shows: a small peak, the head and
+/// the tail replayed, and every byte kept or counted as lost.
+fn assert_bounded(env: &Env, (exit, rss_kib, _, out): &(i32, u64, String, Vec<u8>)) {
+    assert_eq!(*exit, 1);
+    assert!(*rss_kib < 48 << 10, "runonce held {rss_kib} KiB");
+    assert!(out.starts_with(b"FIRST\n") && out.ends_with(b"\nLAST\n"), "head and tail kept");
+    let lost = env.finishes("loud")[0]["output_lost_bytes"].as_u64().unwrap();
+    assert_eq!(lost + out.len() as u64, 100 * 1024 * 1024 + 12, "every byte kept or counted");
+}
+
+/// A small tmpfs mounted at `dir` (made) for one test; `umount` it after.
+fn tmpfs(dir: &Path, size: &str) {
+    fs::create_dir(dir).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "runonce-test"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn umount(dir: &Path) {
+    let _ = Command::new("umount").arg("-l").arg(dir).status();
+}
+
 #[test]
 fn quiet_stays_bounded_without_a_spill_file() {
     let env = Env::new();
-    let (exit, rss_kib, err, out) = quiet_run(&env, Path::new("/nonexistent"));
-    assert_eq!(exit, 1);
-    assert!(rss_kib < 48 << 10, "runonce held {rss_kib} KiB");
-    assert!(out.starts_with(b"FIRST\n") && out.ends_with(b"\nLAST\n"), "head and tail kept");
-    assert!(err.contains("bytes of the job's output were not kept"), "{err}");
-    let lost = env.finishes("loud")[0]["output_lost_bytes"].as_u64().unwrap();
-    assert_eq!(lost + out.len() as u64, 100 * 1024 * 1024 + 12, "every byte kept or counted");
+    let result = quiet_run(&env, Path::new("/nonexistent"));
+    assert_bounded(&env, &result);
+    assert!(result.2.contains("bytes of the job's output were not kept"), "{}", result.2);
 }
 
 /// The spill file fills up half-way (a small TMPDIR): what it holds is
@@ -761,23 +782,12 @@ fn quiet_stays_bounded_without_a_spill_file() {
 fn quiet_stays_bounded_when_the_spill_file_fills_up() {
     let env = Env::new();
     let small = env.path("small");
-    fs::create_dir(&small).unwrap();
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "runonce-test"])
-        .arg(&small)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    tmpfs(&small, "8m");
     let result = quiet_run(&env, &small);
-    let _ = Command::new("umount").arg("-l").arg(&small).status();
-    let (exit, rss_kib, err, out) = result;
-    assert_eq!(exit, 1);
-    assert!(rss_kib < 48 << 10, "runonce held {rss_kib} KiB");
-    assert!(out.len() > 8 << 20, "what the spill file held was replayed ({} bytes)", out.len());
-    assert!(out.starts_with(b"FIRST\n") && out.ends_with(b"\nLAST\n"), "head and tail kept");
-    assert!(err.contains("No space left on device"), "{err}");
-    let lost = env.finishes("loud")[0]["output_lost_bytes"].as_u64().unwrap();
-    assert_eq!(lost + out.len() as u64, 100 * 1024 * 1024 + 12, "every byte kept or counted");
+    umount(&small);
+    assert_bounded(&env, &result);
+    assert!(result.3.len() > 8 << 20, "what the spill file held was replayed");
+    assert!(result.2.contains("No space left on device"), "{}", result.2);
 }
 
 // ------------------------------------------------------------- records
@@ -789,13 +799,7 @@ fn quiet_stays_bounded_when_the_spill_file_fills_up() {
 fn a_torn_json_record_never_takes_the_next_one_with_it() {
     let env = Env::new();
     let dir = env.path("logfs");
-    fs::create_dir(&dir).unwrap();
-    let out = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16k", "runonce-test"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    tmpfs(&dir, "16k");
     let log = dir.join("log.jsonl");
     // one page of records but for 40 bytes, the rest of the space taken
     let pad = format!("{{\"pad\":\"{}\"}}\n", "p".repeat(4096 - 40 - 11));
@@ -824,7 +828,7 @@ fn a_torn_json_record_never_takes_the_next_one_with_it() {
     let second = run();
     assert_eq!(code(&second), 0, "{}", stderr(&second));
     let text = fs::read_to_string(&log).unwrap();
-    let _ = Command::new("umount").arg("-l").arg(&dir).status();
+    umount(&dir);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "pad, torn, start, finish: {text:?}");
     assert!(serde_json::from_str::<serde_json::Value>(lines[1]).is_err());
