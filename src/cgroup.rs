@@ -1012,8 +1012,8 @@ mod tests {
         assert!(Cgroup::of_holder(&fs, &dirs[1..], "backup", 7).is_none());
         // made again under the same name (PID reuse): another cgroup
         let recorded = ino(&good);
-        fs::remove_dir(&good).unwrap();
-        fs::create_dir(t.path().join("unified/runonce/spacer")).unwrap();
+        // the old directory kept under another name: its inode is not reused
+        fs::rename(&good, t.path().join("unified/runonce/gone")).unwrap();
         fs::create_dir(&good).unwrap();
         assert_ne!(ino(&good), recorded);
         assert!(Cgroup::of_holder(&fs, &[(recorded, s(&good))], "backup", 7).is_none());
