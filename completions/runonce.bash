@@ -23,7 +23,7 @@ _runonce() {
 
     case "${cmd}" in
         runonce)
-            opts="-q -n -l -w -t -s -k -m -h -V --replace --foreground --keep-orphans --io-idle --strict-limits --quiet --json --retry-on-timeout --lock-url-optional --name --lock --lock-dir --busy-exit --wait --slots --timeout --signal --kill-after --idle-timeout --memory --cpu --nofile --nproc --nice --contain --log --syslog-facility --syslog-socket --state-dir --metrics-dir --status --jitter --retries --retry-delay --retry-max-delay --max-failures --cooldown --lock-url --lease --lock-at-least --help --version"
+            opts="-q -n -l -w -t -k -m -s -h -V --replace --foreground --keep-orphans --io-idle --strict-limits --quiet --json --retry-on-timeout --lock-url-optional --name --lock --lock-dir --busy-exit --wait --slots --timeout --kill-after --idle-timeout --memory --cpu --nofile --nproc --nice --contain --syslog-facility --syslog-socket --state-dir --metrics-dir --jitter --retries --retry-delay --retry-max-delay --max-failures --cooldown --lock-url --lease --lock-at-least --signal --log --status --forget --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -122,20 +122,6 @@ _runonce() {
                     fi
                     return 0
                     ;;
-                --signal)
-                    COMPREPLY=("${cur}")
-                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
-                        compopt -o nospace
-                    fi
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=("${cur}")
-                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
-                        compopt -o nospace
-                    fi
-                    return 0
-                    ;;
                 --kill-after)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -206,13 +192,6 @@ _runonce() {
                     fi
                     return 0
                     ;;
-                --log)
-                    COMPREPLY=("${cur}")
-                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
-                        compopt -o nospace
-                    fi
-                    return 0
-                    ;;
                 --syslog-facility)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
@@ -246,13 +225,6 @@ _runonce() {
                     COMPREPLY=()
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
-                    fi
-                    return 0
-                    ;;
-                --status)
-                    COMPREPLY=("${cur}")
-                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
-                        compopt -o nospace
                     fi
                     return 0
                     ;;
@@ -314,6 +286,41 @@ _runonce() {
                     ;;
                 --lock-at-least)
                     COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --signal)
+                    COMPREPLY=($(compgen -W "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS" -- "${cur}"))
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -W "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS" -- "${cur}"))
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -W "syslog stderr json: none" -- "${cur}"))
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -W "$(runonce --job-names 2>/dev/null)" -- "${cur}"))
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --forget)
+                    COMPREPLY=($(compgen -W "$(runonce --job-names 2>/dev/null)" -- "${cur}"))
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace
                     fi

@@ -274,11 +274,17 @@ struct Dir {
     ino: u64,
 }
 
-/// The tree's memory, as the memory controller counted it.
+/// The tree's memory, as the memory controller counted it, and whether
+/// the tree ran into the cgroup's limits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     pub peak_bytes: Option<u64>,
     pub oom_kills: Option<u64>,
+    /// The memory limit broke an allocation: the OOM killer struck, or
+    /// (v2) an allocation failed at the limit.
+    pub memory_hit: bool,
+    /// The pids limit refused a fork.
+    pub pids_hit: bool,
 }
 
 /// The job's cgroup: a directory in each hierarchy used, and the open
@@ -458,18 +464,21 @@ impl Cgroup {
     }
 
     /// The process joined every hierarchy of the cgroup.  Unknowable (so
-    /// true) once it has exited: v1 then shows a zombie at the root.
+    /// true) once it has begun to exit: v1 then shows it at the root.
     pub fn holds(&self, pid: i32) -> bool {
-        if procs::stat(pid).is_none_or(|s| s.is_zombie()) {
+        let unknowable = || procs::stat(pid).is_none_or(|s| s.is_zombie() || s.is_exiting());
+        if unknowable() {
             return true;
         }
         let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
             return true;
         };
-        self.dirs.iter().all(|d| {
+        let joined = self.dirs.iter().all(|d| {
             let leaf = d.path.file_name().unwrap_or_default().to_string_lossy();
             own_path(&text, d.kind).is_some_and(|p| p.ends_with(&format!("/{leaf}")))
-        })
+        });
+        // it may have begun to exit between the two reads
+        joined || unknowable()
     }
 
     /// SIGKILL to every process of the tree at once: `cgroup.kill`, or
@@ -539,18 +548,37 @@ impl Cgroup {
     }
 
     /// Peak memory and OOM kills of the tree, where a memory controller
-    /// counted them.
+    /// counted them, and whether its limits refused the tree anything.
     pub fn usage(&self) -> Usage {
+        let pids_hit = self
+            .dirs
+            .iter()
+            .find(|d| d.pids)
+            .is_some_and(|d| keyed(&read(&d.path.join("pids.events")), "max").unwrap_or(0) > 0);
         let Some(d) = self.dirs.iter().find(|d| d.memory) else {
-            return Usage::default();
+            return Usage { pids_hit, ..Usage::default() };
         };
         let (peak, events) = match d.kind {
             Kind::V2 => ("memory.peak", "memory.events"),
             _ => ("memory.max_usage_in_bytes", "memory.oom_control"),
         };
+        let events = read(&d.path.join(events));
+        let oom_kills = keyed(&events, "oom_kill");
+        let count = |key: &str| keyed(&events, key).unwrap_or(0);
+        // `max` (v2) and failcnt (v1) also count reclaim that succeeded,
+        // page cache pushed out at the limit: no sign of harm on their
+        // own.  v1 kernels before 4.13 have no oom_kill count: there the
+        // failcnt is all there is.
+        let memory_hit = match (d.kind, oom_kills) {
+            (Kind::V2, _) => count("oom") + count("oom_kill") > 0,
+            (_, Some(n)) => n > 0,
+            (_, None) => read(&d.path.join("memory.failcnt")).trim().parse().unwrap_or(0u64) > 0,
+        };
         Usage {
             peak_bytes: read(&d.path.join(peak)).trim().parse().ok(),
-            oom_kills: keyed(&read(&d.path.join(events)), "oom_kill"),
+            oom_kills,
+            memory_hit,
+            pids_hit,
         }
     }
 
@@ -767,6 +795,7 @@ mod tests {
                 }
                 if controllers.iter().any(|c| c == "pids") {
                     files.push("pids.max");
+                    fs::write(dir.join("pids.events"), "max 0\n").unwrap();
                 }
             }
             "memory" => {
@@ -775,7 +804,10 @@ mod tests {
                 let oom = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
                 fs::write(dir.join("memory.oom_control"), oom).unwrap();
             }
-            "pids" => files.push("pids.max"),
+            "pids" => {
+                files.push("pids.max");
+                fs::write(dir.join("pids.events"), "max 0\n").unwrap();
+            }
             _ => fs::write(dir.join("freezer.state"), "THAWED\n").unwrap(),
         }
         for f in files {
@@ -844,7 +876,15 @@ mod tests {
         fs::write(leaf.join("cgroup.procs"), "").unwrap();
         assert!(cg.kill(), "atomic");
         assert_eq!(read(&leaf.join("cgroup.kill")), "1");
-        assert_eq!(cg.usage(), Usage { peak_bytes: Some(12345), oom_kills: Some(1) });
+        let oom = Usage {
+            peak_bytes: Some(12345),
+            oom_kills: Some(1),
+            memory_hit: true,
+            pids_hit: false,
+        };
+        assert_eq!(cg.usage(), oom);
+        fs::write(leaf.join("pids.events"), "max 3\n").unwrap();
+        assert_eq!(cg.usage(), Usage { pids_hit: true, ..oom }, "a fork refused at pids.max");
         cg.remove().unwrap();
         assert!(!leaf.exists());
         assert!(top.join("runonce").exists(), "the shared parent stays");
@@ -887,11 +927,42 @@ mod tests {
         assert_eq!(cg.paths().len(), 3);
         assert_eq!(cg.join_fds().len(), 3);
         assert_eq!(cg.contain(), "cgroup2");
-        assert_eq!(cg.usage(), Usage { peak_bytes: Some(777), oom_kills: Some(3) });
+        let want =
+            Usage { peak_bytes: Some(777), oom_kills: Some(3), memory_hit: true, pids_hit: false };
+        assert_eq!(cg.usage(), want);
         cg.kill();
         assert_eq!(read(&v2.join("cgroup.kill")), "1");
         cg.remove().unwrap();
         assert!(!v2.exists() && !mem.exists() && !pids.exists());
+    }
+
+    /// Reclaim at the limit is no harm; an OOM is.  v1 kernels without an
+    /// oom_kill count fall back on the failcnt.
+    #[test]
+    fn memory_hit_needs_an_oom() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &[], true);
+        fs::write(t.path().join("unified/cgroup.controllers"), "memory").unwrap();
+        let cg = made(&fs, &want(Some(1 << 20), None));
+        let events = PathBuf::from(&cg.paths()[0]).join("memory.events");
+        fs::write(&events, "low 0\nhigh 0\nmax 40\noom 0\noom_kill 0\n").unwrap();
+        assert!(!cg.usage().memory_hit, "max alone is reclaim");
+        fs::write(&events, "max 40\noom 1\noom_kill 0\n").unwrap();
+        assert!(cg.usage().memory_hit, "an allocation failed at the limit");
+        cg.remove().unwrap();
+
+        let fs = fake(t.path(), false, &["memory"], true);
+        let cg = made(&fs, &want(Some(1 << 20), None));
+        let dir = PathBuf::from(&cg.paths()[0]);
+        fs::write(dir.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+            .unwrap();
+        fs::write(dir.join("memory.failcnt"), "12\n").unwrap();
+        assert!(!cg.usage().memory_hit);
+        fs::write(dir.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\n").unwrap();
+        assert!(cg.usage().memory_hit, "no oom_kill count: the failcnt decides");
+        fs::write(dir.join("memory.failcnt"), "0\n").unwrap();
+        assert!(!cg.usage().memory_hit);
+        cg.remove().unwrap();
     }
 
     /// Only v1: the freezer holds the tree still for the kill.

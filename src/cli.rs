@@ -30,7 +30,7 @@ Example crontab line:
     about,
     long_about = None,
     after_help = AFTER_HELP,
-    override_usage = "runonce [OPTIONS] [--] COMMAND [ARG]...\n       runonce --status [NAME] [--json]",
+    override_usage = "runonce [OPTIONS] [--] COMMAND [ARG]...\n       runonce --status [NAME] [--json]\n       runonce --forget NAME",
     max_term_width = 100,
     args_override_self = true
 )]
@@ -192,6 +192,16 @@ pub struct Cli {
     #[arg(long, requires = "status", help_heading = "Logging and state")]
     pub json: bool,
 
+    /// Remove an idle job's state, lock files and (with --metrics-dir) its
+    /// metrics file, so that --status no longer lists it
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "status",
+        help_heading = "Logging and state"
+    )]
+    pub forget: Option<String>,
+
     /// Sleep a random time in [0, DURATION) before taking the lock
     #[arg(allow_negative_numbers = true, long, value_name = "DURATION", value_parser = parse::duration,
           help_heading = "Cron ergonomics")]
@@ -259,8 +269,7 @@ pub struct Cli {
 
     /// The command and its arguments
     #[arg(value_name = "COMMAND", trailing_var_arg = true,
-          num_args = 1.., required_unless_present = "status",
-          conflicts_with = "status")]
+          num_args = 1.., required_unless_present_any = ["status", "forget"])]
     pub command: Vec<OsString>,
 }
 
@@ -290,12 +299,89 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-/// Rewrites `-wDURATION` (and `-xyw5m` clusters) among runonce's own
-/// options into `--wait=DURATION` before clap sees them: `--wait` takes its
-/// value only when attached (`--wait 5` waits forever and runs `5`), and
-/// clap's `require_equals` would otherwise refuse the short form `-w5m`.
-/// Stops at `--` or at the command, so the command's own `-w…` is untouched.
-pub fn attach_short_wait(args: Vec<OsString>) -> Vec<OsString> {
+/// Why the command line was refused.
+#[derive(Debug)]
+pub enum Rejected {
+    /// clap's own error (also `--help` and `--version`).
+    Clap(clap::Error),
+    /// A usage error found after clap: one line, exit 125.
+    Usage(String),
+}
+
+/// Parses runonce's arguments (the program name first), with what clap
+/// cannot check itself: the NAME of `--status` wherever it stands, and a
+/// `--wait` whose value was meant to be attached.
+pub fn parse(args: Vec<OsString>) -> Result<Cli, Rejected> {
+    let matches = command().try_get_matches_from(attach_values(args)).map_err(Rejected::Clap)?;
+    let mut cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).map_err(Rejected::Clap)?;
+    if let Some(word) = detached_wait_value(&cli, &matches) {
+        return Err(Rejected::Usage(format!(
+            "--wait: its value must be attached: --wait={word} (or -w{word}); as written, \
+             runonce would wait forever and run '{word}', which is no command on PATH"
+        )));
+    }
+    let operand = |option: &str, cli: &Cli| {
+        Rejected::Usage(format!(
+            "{option}: unexpected argument '{}': it takes one NAME",
+            cli.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        ))
+    };
+    if cli.forget.is_some() && !cli.command.is_empty() {
+        return Err(operand("--forget", &cli));
+    }
+    if let Some(status) = &cli.status
+        && !cli.command.is_empty()
+    {
+        // `--status --json NAME`: clap saw --status without a value
+        if !status.is_empty() || cli.command.len() > 1 {
+            return Err(operand("--status", &cli));
+        }
+        let name = cli.command.remove(0);
+        cli.status = Some(name.into_string().map_err(|n| {
+            Rejected::Usage(format!(
+                "--status: invalid value '{}': not valid UTF-8",
+                n.to_string_lossy()
+            ))
+        })?);
+    }
+    Ok(cli)
+}
+
+/// `--wait 5m` (or `-w 5m`) runs the command `5m` after waiting forever:
+/// almost surely meant as `--wait=5m`.  The word right after a bare
+/// `--wait`, if it reads as a duration and is no executable on PATH.
+fn detached_wait_value(cli: &Cli, matches: &clap::ArgMatches) -> Option<String> {
+    if cli.wait != Some(Wait::Forever) {
+        return None;
+    }
+    // clap counts the missing value of a bare --wait as the next index
+    let wait = matches.index_of("wait")?;
+    let first = matches.index_of("command")?;
+    let word = cli.command.first()?.to_str()?;
+    (first == wait + 1 && parse::duration(word).is_ok() && !on_path(word)).then(|| word.to_string())
+}
+
+/// An executable file of this name in a directory of $PATH.
+fn on_path(word: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(path) = std::env::var_os("PATH") else { return false };
+    std::env::split_paths(&path).any(|dir| {
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        std::fs::metadata(dir.join(word))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
+}
+
+/// Attaches, before clap sees them, the values clap would not take:
+/// `-wDURATION` (and `-xyw5m` clusters) among runonce's own options become
+/// `--wait=DURATION` (`--wait` takes its value only when attached: `--wait
+/// 5` waits forever and runs `5`, and clap's `require_equals` would refuse
+/// the short form `-w5m`); and the NAME of a bare `--status` that comes
+/// after other options (`--status --json NAME`) becomes `--status=NAME`,
+/// so that options after it are still runonce's.  Stops at `--` or at the
+/// command, so the command's own `-w…` is untouched.
+pub fn attach_values(args: Vec<OsString>) -> Vec<OsString> {
     let cmd = command();
     let takes_value = |arg: &clap::Arg| arg.get_action().takes_values();
     let mut out = Vec::with_capacity(args.len());
@@ -303,14 +389,25 @@ pub fn attach_short_wait(args: Vec<OsString>) -> Vec<OsString> {
     if let Some(program) = iter.next() {
         out.push(program);
     }
+    // where a `--status` without its NAME stands in `out`
+    let mut bare_status = None;
     while let Some(arg) = iter.next() {
         let Some(text) = arg.to_str().map(str::to_owned) else {
             out.push(arg);
             break; // not UTF-8: not one of runonce's options
         };
         if text == "--" || !text.starts_with('-') || text == "-" {
+            if text != "--"
+                && let Some(at) = bare_status.take()
+            {
+                out[at] = format!("--status={text}").into();
+                continue;
+            }
             out.push(arg);
             break;
+        }
+        if text == "--status" {
+            bare_status = Some(out.len());
         }
         if let Some(long) = text.strip_prefix("--") {
             let needs_next = !long.contains('=')
@@ -380,9 +477,16 @@ mod tests {
         command().debug_assert();
     }
 
-    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+    fn parse(args: &[&str]) -> Result<Cli, Rejected> {
         let argv = std::iter::once("runonce").chain(args.iter().copied()).map(OsString::from);
-        Cli::try_parse_from(attach_short_wait(argv.collect()))
+        super::parse(argv.collect())
+    }
+
+    fn usage_error(args: &[&str]) -> String {
+        match parse(args) {
+            Err(Rejected::Usage(msg)) => msg,
+            other => panic!("{args:?}: {other:?}"),
+        }
     }
 
     #[test]
@@ -402,9 +506,18 @@ mod tests {
     #[test]
     fn wait_forms() {
         assert_eq!(parse(&["--wait", "true"]).unwrap().wait, Some(Wait::Forever));
-        let c = parse(&["--wait", "5", "x"]).unwrap();
+        let c = parse(&["--wait", "sh", "5m"]).unwrap();
         assert_eq!(c.wait, Some(Wait::Forever));
-        assert_eq!(c.command, ["5", "x"]);
+        assert_eq!(c.command, ["sh", "5m"]);
+        for args in
+            [&["--wait", "5m", "x"][..], &["-w", "5m"], &["-qw", "90"], &["--wait", "--", "1h"]]
+        {
+            let msg = usage_error(args);
+            assert!(msg.starts_with("--wait: its value must be attached: --wait="), "{msg}");
+        }
+        assert!(usage_error(&["-w", "5m", "x"]).contains("--wait=5m (or -w5m)"));
+        // a word that is not right after --wait is the command's own
+        assert_eq!(parse(&["--wait", "-n", "j", "5m"]).unwrap().command, ["5m"]);
         assert_eq!(
             parse(&["--wait=5m", "true"]).unwrap().wait,
             Some(Wait::Up(Duration::from_secs(300)))
@@ -427,9 +540,20 @@ mod tests {
     #[test]
     fn status_forms() {
         assert_eq!(parse(&["--status"]).unwrap().status.as_deref(), Some(""));
-        let c = parse(&["--status", "dup", "--json"]).unwrap();
-        assert_eq!(c.status.as_deref(), Some("dup"));
-        assert!(c.json);
+        for args in [
+            &["--status", "dup", "--json"][..],
+            &["--status", "--json", "dup"],
+            &["--json", "--status", "dup"],
+            &["--json", "--status", "--", "dup"],
+            &["--status", "--json", "dup", "--lock-dir", "/l"],
+        ] {
+            let c = parse(args).unwrap();
+            assert_eq!(c.status.as_deref(), Some("dup"), "{args:?}");
+            assert!(c.json && c.command.is_empty(), "{args:?}");
+        }
+        assert!(usage_error(&["--status", "--json", "a", "b"]).contains("argument 'b'"));
+        assert!(usage_error(&["--status", "a", "b"]).starts_with("--status: unexpected"));
+        assert!(usage_error(&["--forget", "a", "b"]).starts_with("--forget: unexpected"));
         assert!(parse(&[]).is_err());
     }
 }

@@ -15,8 +15,9 @@
 use std::ffi::OsString;
 
 use clap::ValueHint;
+use clap::builder::PossibleValuesParser;
 
-use crate::cli;
+use crate::{cli, parse};
 
 /// What `--generate` can write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,16 +103,46 @@ pub fn request(args: &[OsString]) -> Option<Result<Generate, String>> {
     Some(Ok(what))
 }
 
+/// The option the completion scripts run for the names of the jobs
+/// (`runonce --job-names`, alone): looked for before clap parses the
+/// command line, as `--generate` is, so that TAB never offers it.
+pub const JOB_NAMES: &str = "--job-names";
+
+pub fn job_names_request(args: &[OsString]) -> bool {
+    args.len() == 2 && args[1] == JOB_NAMES
+}
+
+/// Stands for the job names in a generated script until `ask_for_jobs`
+/// puts in the shell's way of asking runonce for them.
+const JOBS: &str = "@JOBS@";
+
 /// The man page or completion script, as committed.
 pub fn render(what: Generate) -> Vec<u8> {
     match what.shell() {
         None => man().into_bytes(),
         Some(shell) => {
+            let dynamic = matches!(what, Generate::Bash | Generate::Zsh | Generate::Fish);
             let mut out = Vec::new();
-            clap_complete::generate(shell, &mut completion_command(), "runonce", &mut out);
-            out
+            clap_complete::generate(shell, &mut completion_command(dynamic), "runonce", &mut out);
+            if dynamic { ask_for_jobs(what, &out) } else { out }
         }
     }
+}
+
+/// The job names of `--status` and `--forget` come from the lock and state
+/// directories when TAB is pressed: the placeholder becomes a call of
+/// `runonce --job-names` in the shell's syntax.
+fn ask_for_jobs(what: Generate, script: &[u8]) -> Vec<u8> {
+    let ask = format!("runonce {JOB_NAMES} 2>/dev/null");
+    let (placeholder, call) = match what {
+        // inside compgen -W "..."
+        Generate::Bash => (JOBS.to_string(), format!("$({ask})")),
+        // an _arguments action in braces is run as shell code
+        Generate::Zsh => (format!("({JOBS})"), format!("{{compadd -- ${{(f)\"$({ask})\"}}}}")),
+        // complete -a runs command substitutions when TAB is pressed
+        _ => (JOBS.to_string(), format!("({ask})")),
+    };
+    String::from_utf8_lossy(script).replace(&placeholder, &call).into_bytes()
 }
 
 /// The hand-written part of the man page, with marker lines for the parts
@@ -140,7 +171,9 @@ fn man() -> String {
             }
             "@NAME@" => text.push_str(&part(&|w| page.render_name_section(w))),
             "@SYNOPSIS@" => text.push_str(&part(&|w| page.render_synopsis_section(w))),
-            "@OPTIONS@" => text.push_str(&part(&|w| page.render_options_section(w))),
+            "@OPTIONS@" => {
+                text.push_str(&groups_as_subsections(&part(&|w| page.render_options_section(w))));
+            }
             _ => {
                 text.push_str(line);
                 text.push('\n');
@@ -150,12 +183,43 @@ fn man() -> String {
     text
 }
 
+/// clap_mangen makes each help heading a section of its own, beside the
+/// hand-written ones (the template's RESOURCE LIMITS would appear twice):
+/// they become subsections of OPTIONS, named as in `--help`.
+fn groups_as_subsections(options: &str) -> String {
+    let cmd = cli::command();
+    let headings: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_help_heading()).collect();
+    let mut out = String::with_capacity(options.len());
+    for line in options.lines() {
+        let title = line.strip_prefix(".SH ").map(|t| t.trim_matches('"'));
+        match title.and_then(|t| headings.iter().find(|h| h.to_uppercase() == t)) {
+            Some(heading) => out.push_str(&format!(".SS \"{heading}\"\n")),
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
 /// The definition with value hints for the shells: no file-name completion
 /// for durations, sizes, names and counts, directories for DIR, and the
 /// command's own completion after COMMAND.  The hints follow from the value
-/// names, so a new option gets the right one without an entry here.
-fn completion_command() -> clap::Command {
-    let mut cmd = cli::command();
+/// names, so a new option gets the right one without an entry here.  The
+/// values of `--signal` and `--log` are offered, and with `jobs` the job
+/// names for `--status` and `--forget` (see `ask_for_jobs`).
+fn completion_command(jobs: bool) -> clap::Command {
+    let mut cmd = cli::command()
+        .mut_arg("signal", |a| {
+            a.value_parser(PossibleValuesParser::new(parse::SIGNALS.iter().map(|(name, _)| *name)))
+        })
+        .mut_arg("log", |a| a.value_parser(["syslog", "stderr", "json:", "none"]));
+    if jobs {
+        for id in ["status", "forget"] {
+            cmd = cmd.mut_arg(id, |a| a.value_parser([JOBS]));
+        }
+    }
     let hints: Vec<(String, ValueHint)> = cmd
         .get_arguments()
         .filter(|a| a.get_action().takes_values())
@@ -199,7 +263,8 @@ mod tests {
 
     #[test]
     fn completion_definition_is_consistent() {
-        completion_command().debug_assert();
+        completion_command(false).debug_assert();
+        completion_command(true).debug_assert();
     }
 
     #[test]
@@ -208,5 +273,10 @@ mod tests {
         assert!(!page.lines().any(|l| l.starts_with('@') && l.ends_with('@')), "marker left");
         assert_eq!(page.matches(".ds Aq").count(), 2, "the apostrophe preamble once");
         assert!(page.starts_with("'\\\" t\n"), "tbl hint must be the first line");
+        let sections: Vec<&str> = page.lines().filter(|l| l.starts_with(".SH ")).collect();
+        for s in &sections {
+            assert_eq!(sections.iter().filter(|t| *t == s).count(), 1, "{s} twice");
+        }
+        assert!(page.contains(".SS \"Resource limits\"\n"), "option groups are subsections");
     }
 }

@@ -12,6 +12,7 @@ pub mod enforce;
 pub mod exit_code;
 pub mod files;
 pub mod fleet;
+pub mod forget;
 pub mod holder;
 pub mod limits;
 pub mod lock;
@@ -29,10 +30,9 @@ pub mod supervise;
 pub mod sys;
 pub mod ui;
 
-use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
-use cli::Cli;
+use cli::{Cli, Rejected};
 
 /// Everything runonce does; returns the exit status.
 pub fn entry() -> u8 {
@@ -41,16 +41,26 @@ pub fn entry() -> u8 {
     if let Some(request) = docs::request(&args) {
         return generate(request);
     }
-    let cli = match Cli::try_parse_from(cli::attach_short_wait(args.clone())) {
+    if docs::job_names_request(&args) {
+        return job_names();
+    }
+    let cli = match cli::parse(args.clone()) {
         Ok(cli) => cli,
-        Err(e) if e.kind() == ErrorKind::InvalidUtf8 => {
+        Err(Rejected::Clap(e)) if e.kind() == ErrorKind::InvalidUtf8 => {
             ui::warn(&invalid_utf8_message(&args));
             return exit_code::OWN_FAILURE;
         }
-        Err(e) => return clap_error(&e),
+        Err(Rejected::Clap(e)) => return clap_error(&e),
+        Err(Rejected::Usage(msg)) => {
+            ui::warn(&msg);
+            return exit_code::OWN_FAILURE;
+        }
     };
     if let Some(name) = cli.status.clone() {
         return status(&cli, name);
+    }
+    if let Some(name) = &cli.forget {
+        return forget::forget(&forget_request(&cli, name));
     }
     let cfg = match config::Config::from_cli(cli) {
         Ok(c) => c,
@@ -118,6 +128,13 @@ pub fn usage_message(e: &clap::Error) -> String {
     let value = context(e, ContextKind::InvalidValue);
     let hint = "(see runonce --help)";
     match e.kind() {
+        // clap's word for a value that is missing (`--timeout` last, or
+        // followed by `--`) is an invalid empty one
+        ErrorKind::InvalidValue if value.as_deref() == Some("") => {
+            let raw = context(e, ContextKind::InvalidArg).unwrap_or_default();
+            let wanted = raw.split(['<', '>']).nth(1).unwrap_or("VALUE");
+            format!("{}: needs a value: {wanted} {hint}", arg.unwrap_or_else(|| "option".into()))
+        }
         ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
             let reason = std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default();
             format!(
@@ -127,7 +144,10 @@ pub fn usage_message(e: &clap::Error) -> String {
             )
         }
         ErrorKind::UnknownArgument => {
-            format!("unknown option '{}' {hint}", arg.unwrap_or_default())
+            let guess = context(e, ContextKind::SuggestedArg)
+                .map(|g| format!("; did you mean '{g}'?"))
+                .unwrap_or_default();
+            format!("unknown option '{}'{guess} {hint}", arg.unwrap_or_default())
         }
         ErrorKind::MissingRequiredArgument
             if arg.as_deref().is_some_and(|a| a.contains("COMMAND")) =>
@@ -171,12 +191,7 @@ fn status(cli: &Cli, name: String) -> u8 {
         ui::warn(&format!("--status: invalid value '{n}': {e}"));
         return exit_code::OWN_FAILURE;
     }
-    // the same defaults as runs use, fallbacks included
-    let dirs = status::Dirs {
-        lock_dir: cli.lock_dir.clone().unwrap_or_else(lock::default_dir),
-        lock_file: cli.lock.clone(),
-        state_dir: cli.state_dir.clone().unwrap_or_else(state::default_dir),
-    };
+    let dirs = status_dirs(cli);
     let mut jobs = status::collect(&dirs, name.as_deref());
     let mut fleet_failed = false;
     if let Some(url) = &cli.lock_url {
@@ -198,4 +213,29 @@ fn status(cli: &Cli, name: String) -> u8 {
     }
     let text = if cli.json { status::json(&jobs, name.is_some()) } else { status::table(&jobs) };
     if ui::print(&text) && !fleet_failed { 0 } else { exit_code::OWN_FAILURE }
+}
+
+/// Where `--status`, `--forget` and the completions look for jobs: the
+/// same default dirs as runs use, fallbacks included.
+fn status_dirs(cli: &Cli) -> status::Dirs {
+    status::Dirs {
+        lock_dir: cli.lock_dir.clone().unwrap_or_else(lock::default_dir),
+        lock_file: cli.lock.clone(),
+        state_dir: cli.state_dir.clone().unwrap_or_else(state::default_dir),
+    }
+}
+
+/// `runonce --job-names`: the jobs `--status` knows, one a line, for the
+/// completion scripts; the directories as `--status` finds them (the
+/// environment included).
+fn job_names() -> u8 {
+    let Ok(cli) = cli::parse(["runonce", "--status"].map(std::ffi::OsString::from).to_vec()) else {
+        return exit_code::OWN_FAILURE;
+    };
+    let text: String = status::names(&status_dirs(&cli)).into_iter().map(|n| n + "\n").collect();
+    if ui::print(&text) { 0 } else { exit_code::OWN_FAILURE }
+}
+
+fn forget_request<'a>(cli: &'a Cli, name: &'a str) -> forget::Request<'a> {
+    forget::Request { name, dirs: status_dirs(cli), metrics_dir: cli.metrics_dir.as_deref() }
 }

@@ -11,6 +11,10 @@
 use std::io;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::Usage;
+use crate::record::Outcome;
 use crate::sys;
 
 const CAP_SYS_NICE: u32 = 23;
@@ -86,9 +90,9 @@ pub fn plan(req: &Request) -> Plan {
         plan_rlimit(&mut plan, name, libc::RLIMIT_DATA, bytes, bytes, &human_bytes, may_raise);
     }
     if let Some(cpu) = req.cpu {
-        // whole seconds, at least 1; the hard limit 1 s later so the job
-        // gets SIGXCPU first and SIGKILL shortly after
-        let secs = cpu.as_secs_f64().ceil().max(1.0) as u64;
+        // the hard limit 1 s later so the job gets SIGXCPU first and
+        // SIGKILL shortly after
+        let secs = cpu_secs(cpu);
         let shown = |s: u64| format!("{s}s");
         plan_rlimit(&mut plan, "--cpu", libc::RLIMIT_CPU, secs, secs + 1, &shown, may_raise);
     }
@@ -116,6 +120,70 @@ pub fn plan(req: &Request) -> Plan {
         }
     }
     plan
+}
+
+/// A limit that ended or broke the job: the record's `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hit {
+    Memory,
+    Cpu,
+    Nproc,
+}
+
+impl Hit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hit::Memory => "memory",
+            Hit::Cpu => "cpu",
+            Hit::Nproc => "nproc",
+        }
+    }
+}
+
+/// How an attempt ended, as far as its limits can tell.
+pub struct Ending {
+    pub outcome: Outcome,
+    /// The signal that ended the main process.
+    pub signal: Option<i32>,
+    /// runonce itself sent SIGKILL (a timeout, leftovers).
+    pub killed_by_runonce: bool,
+    /// CPU seconds of the main process.
+    pub main_cpu_s: Option<f64>,
+    pub cgroup: Usage,
+}
+
+/// The limit that ended or broke a job that failed by itself (a timeout
+/// or runonce's own error names its cause already), from evidence only:
+/// the cgroup's OOM and pids events, SIGXCPU, or a SIGKILL runonce did not
+/// send to a process past its CPU time.  An allocation that RLIMIT_DATA
+/// refused, or a fork that RLIMIT_NPROC refused, leaves no trace outside
+/// the program (see the man page, RESOURCE LIMITS).
+pub fn hit(req: &Request, end: &Ending) -> Option<Hit> {
+    if !matches!(end.outcome, Outcome::Failed | Outcome::Signaled) {
+        return None;
+    }
+    if req.memory.is_some() && end.cgroup.memory_hit {
+        return Some(Hit::Memory);
+    }
+    if let Some(cpu) = req.cpu {
+        // rusage rounds CPU time to the tick the kernel counted it in
+        let past_cpu = end.main_cpu_s.is_some_and(|s| s + 0.05 >= cpu_secs(cpu) as f64);
+        let killed_past_cpu =
+            end.signal == Some(libc::SIGKILL) && !end.killed_by_runonce && past_cpu;
+        if end.signal == Some(libc::SIGXCPU) || killed_past_cpu {
+            return Some(Hit::Cpu);
+        }
+    }
+    if req.nproc.is_some() && end.cgroup.pids_hit {
+        return Some(Hit::Nproc);
+    }
+    None
+}
+
+/// `--cpu` as RLIMIT_CPU takes it: whole seconds, at least 1.
+fn cpu_secs(cpu: Duration) -> u64 {
+    cpu.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// Applies the plan in the child, between fork and exec: only
@@ -177,5 +245,57 @@ mod tests {
             assert_eq!(r.soft, 2);
             assert!(r.hard > r.soft);
         }
+    }
+
+    #[test]
+    fn hits_need_evidence_and_the_option() {
+        let req = Request {
+            memory: Some(1 << 20),
+            cpu: Some(Duration::from_secs(2)),
+            nproc: Some(10),
+            ..Request::default()
+        };
+        let end = |outcome, signal, killed_by_runonce, cpu: f64, memory_hit, pids_hit| Ending {
+            outcome,
+            signal,
+            killed_by_runonce,
+            main_cpu_s: Some(cpu),
+            cgroup: Usage { memory_hit, pids_hit, ..Usage::default() },
+        };
+        let kill = Some(libc::SIGKILL);
+        let sig = Outcome::Signaled;
+        assert_eq!(hit(&req, &end(sig, kill, false, 0.1, true, false)), Some(Hit::Memory));
+        assert_eq!(
+            hit(&req, &end(Outcome::Failed, None, false, 0.0, true, false)),
+            Some(Hit::Memory)
+        );
+        assert_eq!(
+            hit(&req, &end(sig, Some(libc::SIGXCPU), false, 2.0, false, false)),
+            Some(Hit::Cpu)
+        );
+        assert_eq!(hit(&req, &end(sig, kill, false, 3.0, false, false)), Some(Hit::Cpu));
+        assert_eq!(
+            hit(&req, &end(sig, kill, false, 0.5, false, false)),
+            None,
+            "a KILL, not the CPU"
+        );
+        assert_eq!(hit(&req, &end(sig, kill, true, 3.0, false, false)), None, "runonce's KILL");
+        assert_eq!(
+            hit(&req, &end(Outcome::Failed, None, false, 0.0, false, true)),
+            Some(Hit::Nproc)
+        );
+        assert_eq!(
+            hit(&req, &end(Outcome::Ok, None, false, 0.0, true, true)),
+            None,
+            "it succeeded"
+        );
+        assert_eq!(hit(&req, &end(Outcome::Timeout, kill, true, 3.0, true, true)), None);
+        let none = Request::default();
+        assert_eq!(
+            hit(&none, &end(sig, kill, false, 3.0, true, true)),
+            None,
+            "limits not asked for"
+        );
+        assert_eq!(Hit::Nproc.as_str(), "nproc");
     }
 }

@@ -384,6 +384,54 @@ pub fn waiters_queued(site: &Site) -> bool {
     open_queue(site, false).is_some_and(|q| matches!(q.try_lock(), Err(TryLockError::WouldBlock)))
 }
 
+/// What `seize` found.
+pub enum Seized {
+    /// Every slot file and the waiters' queue, locked: (path, open file).
+    All(Vec<(PathBuf, File)>),
+    /// This slot is held: the job runs.
+    Busy(PathBuf),
+    /// A run waits for the lock.
+    Queued,
+}
+
+/// Locks every existing slot file of a job, its waiters' queue and its
+/// enforcers' lock without waiting, for `--forget`: while they are held no
+/// run of the job can start, and a run that opened a file before it is
+/// unlinked notices when it gets the lock (the path no longer names that
+/// file) and starts over.  The holder records go with them (they are not
+/// locks: listed with the slot they belong to).
+pub fn seize(site: &Site) -> Result<Seized, Unusable> {
+    let mut held = Vec::new();
+    for slot in 0.. {
+        let Some(path) = site.lock_path(slot).filter(|p| fs::symlink_metadata(p).is_ok()) else {
+            break;
+        };
+        let (file, path) = open_slot(site, slot).map(|(f, _)| (f, path))?;
+        match file.try_lock() {
+            Ok(()) => held.push((path, file)),
+            Err(TryLockError::WouldBlock) => return Ok(Seized::Busy(path)),
+            Err(TryLockError::Error(e)) => return Err(unusable(&path, &e)),
+        }
+    }
+    if let Some(queue) = open_queue(site, false) {
+        let path = site.queue_path().unwrap_or_default();
+        match queue.try_lock() {
+            Ok(()) => held.push((path, queue)),
+            Err(TryLockError::WouldBlock) => return Ok(Seized::Queued),
+            Err(TryLockError::Error(e)) => return Err(unusable(&path, &e)),
+        }
+    }
+    if let Some(path) = site.enforcer_path().filter(|p| fs::symlink_metadata(p).is_ok()) {
+        let file = open_own(&path)?;
+        match file.try_lock() {
+            Ok(()) => held.push((path, file)),
+            Err(TryLockError::WouldBlock) => return Ok(Seized::Busy(path)),
+            Err(TryLockError::Error(e)) => return Err(unusable(&path, &e)),
+        }
+    }
+    Ok(Seized::All(held))
+}
+
 /// What a blocking wait for a lock ended with.
 pub enum Waited {
     Got(Lock),

@@ -45,7 +45,7 @@ impl Logger {
         for target in self.targets.clone() {
             match target {
                 LogTarget::None => {}
-                LogTarget::Stderr => ui::warn(&rec.to_words()),
+                LogTarget::Stderr => ui::say(&rec.to_words()),
                 LogTarget::Json(path) => self.json(&path, rec),
                 LogTarget::Syslog => self.syslog(rec),
             }
@@ -130,9 +130,9 @@ impl Logger {
                     self.socket.display()
                 ));
                 for attempt in std::mem::take(&mut self.held_attempts) {
-                    ui::warn(&attempt);
+                    ui::say(&attempt);
                 }
-                ui::warn(&words);
+                ui::say(&words);
             }
             Event::Finish => self.held_attempts.clear(),
         }

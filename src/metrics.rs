@@ -2,7 +2,7 @@
 //! written atomically from the job's state.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::fleet::Holder;
 use crate::record::Outcome;
@@ -108,6 +108,15 @@ pub fn render(state: &JobState, running: u32, lease: Option<&Holder>) -> String 
     out
 }
 
+/// The textfile of job `name` in `dir`.
+pub fn path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(file_name(name))
+}
+
+fn file_name(name: &str) -> String {
+    format!("runonce_{name}.prom")
+}
+
 /// Writes the textfile atomically, through an exclusive temp file: a link
 /// or FIFO planted at any name in the directory is never written through
 /// or waited on (files.rs).
@@ -120,8 +129,8 @@ pub fn write(
     if !dir.is_dir() {
         std::fs::create_dir_all(dir)?;
     }
-    let name = format!("runonce_{}.prom", state.name);
-    crate::files::replace(dir, &name, render(state, running, lease).as_bytes(), 0o644, true)
+    let text = render(state, running, lease);
+    crate::files::replace(dir, &file_name(&state.name), text.as_bytes(), 0o644, true)
 }
 
 #[cfg(test)]

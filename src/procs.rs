@@ -23,6 +23,8 @@ pub struct Stat {
     pub state: u8,
     pub ppid: i32,
     pub pgrp: i32,
+    /// The kernel's PF_* flags.
+    pub flags: u32,
     pub start: u64,
 }
 
@@ -52,6 +54,7 @@ fn parse_stat(text: &[u8]) -> Option<Stat> {
         state: *f.first()?.as_bytes().first()?,
         ppid: f.get(1)?.parse().ok()?,
         pgrp: f.get(2)?.parse().ok()?,
+        flags: f.get(6)?.parse().ok()?,
         start: f.get(19)?.parse().ok()?,
     })
 }
@@ -59,6 +62,13 @@ fn parse_stat(text: &[u8]) -> Option<Stat> {
 impl Stat {
     pub fn is_zombie(&self) -> bool {
         matches!(self.state, b'Z' | b'X')
+    }
+
+    /// Exiting, though not a zombie yet (PF_EXITING): what is left of it
+    /// already shows in the root of cgroup v1 hierarchies.
+    pub fn is_exiting(&self) -> bool {
+        const PF_EXITING: u32 = 0x4;
+        self.flags & PF_EXITING != 0
     }
 }
 
@@ -204,6 +214,9 @@ mod tests {
         let line = b"42 (a) b (c) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
         let s = parse_stat(line).unwrap();
         assert_eq!((s.state, s.ppid, s.pgrp, s.start), (b'S', 1, 42, 777));
+        assert!(!s.is_exiting(), "flags 0x400100");
+        let exiting = b"42 (a) R 1 42 42 0 -1 4194564 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
+        assert!(parse_stat(exiting).unwrap().is_exiting(), "flags 0x400104: PF_EXITING");
     }
 
     #[test]

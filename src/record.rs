@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::limits::Hit;
+
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -137,8 +139,15 @@ pub struct Record {
     /// full stdout/stderr).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_lost_bytes: Option<u64>,
+    /// The limit that ended or broke the job, where the kernel said so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<Hit>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// runonce's own warnings during the run (with `--quiet` they reach
+    /// stderr only if the run fails).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The fleet lease (`--lock-url`): its token, and the host and runonce
     /// PID holding it (this run's, or the holder's when skipped).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,6 +191,9 @@ impl Record {
         }
         if let Some(s) = &self.signal {
             w += &format!(" signal={s}");
+        }
+        if let Some(l) = self.limit {
+            w += &format!(" limit={}", l.as_str());
         }
         if !self.sent.is_empty() {
             w += &format!(" sent={}", self.sent.join(","));
@@ -228,6 +240,9 @@ impl Record {
         }
         if let Some(m) = &self.message {
             w += &format!(" message={m:?}");
+        }
+        for warning in &self.warnings {
+            w += &format!(" warning={warning:?}");
         }
         w
     }
@@ -291,7 +306,9 @@ mod tests {
             cgroup_peak_bytes: None,
             oom_kills: None,
             output_lost_bytes: None,
+            limit: None,
             message: None,
+            warnings: vec![],
             fencing_token: None,
             lease_host: None,
             lease_pid: None,
@@ -308,6 +325,23 @@ mod tests {
             "collector: finish outcome=timeout exit=124 signal=KILL sent=TERM,KILL \
              duration=600.02s cpu=12.31s maxrss=512MiB pid=4242"
         );
+    }
+
+    #[test]
+    fn limit_and_warnings_in_both_forms() {
+        let mut r = sample();
+        r.outcome = Some(Outcome::Signaled);
+        r.exit = Some(137);
+        r.sent = vec![];
+        r.limit = Some(Hit::Memory);
+        r.warnings = vec!["limit not applied: x".into()];
+        assert!(r.to_words().contains(" signal=KILL limit=memory "), "{}", r.to_words());
+        assert!(r.to_words().ends_with(r#" warning="limit not applied: x""#), "{}", r.to_words());
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["limit"], "memory");
+        assert_eq!(v["warnings"][0], "limit not applied: x");
+        let v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        assert!(v.get("limit").is_none() && v.get("warnings").is_none(), "left out when empty");
     }
 
     #[test]

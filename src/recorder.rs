@@ -73,10 +73,15 @@ impl Sinks {
                 self.warn_once(msg);
             }
         }
-        self.logger.emit(&rec);
         if let Some(e) = metrics_error {
             self.warn_once(e);
         }
+        rec.warnings = ui::warnings();
+        if rec.outcome.is_some_and(|o| !o.is_quiet()) {
+            // cron mails them with the job's output (--quiet held both)
+            ui::release_warnings();
+        }
+        self.logger.emit(&rec);
     }
 
     pub fn emit(&mut self, rec: &Record) {

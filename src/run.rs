@@ -111,7 +111,9 @@ impl Ctx<'_> {
             cgroup_peak_bytes: None,
             oom_kills: None,
             output_lost_bytes: None,
+            limit: None,
             message: None,
+            warnings: Vec::new(),
             fencing_token: self.lease_seen.as_ref().map(|h| h.token),
             lease_host: self.lease_seen.as_ref().map(|h| h.host.clone()),
             lease_pid: self.lease_seen.as_ref().map(|h| h.pid),
@@ -165,6 +167,9 @@ fn hostname() -> String {
 
 /// Runs the job as configured; returns runonce's exit status.
 pub fn run(cfg: &Config, signals: &Signals) -> u8 {
+    if cfg.quiet {
+        ui::hold_warnings();
+    }
     let store = if cfg.state_private {
         Store::private(cfg.state_dir.clone())
     } else {
@@ -608,6 +613,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
         fill(&mut rec, &ended);
         rec.cgroup_peak_bytes = usage.peak_bytes;
         rec.oom_kills = usage.oom_kills;
+        rec.limit = limits::hit(&cfg.limits, &ending(&ended, usage));
         rec.slot = (cfg.slots > 1).then_some(lock.slot);
         if attempts > 1 {
             rec.attempt = Some(attempt);
@@ -785,6 +791,19 @@ fn fill(rec: &mut Record, ended: &supervise::Ended) {
     rec.message = ended.message.clone();
 }
 
+/// What the attempt's limits need to know of its end.
+fn ending(ended: &supervise::Ended, cgroup: cgroup::Usage) -> limits::Ending {
+    limits::Ending {
+        outcome: ended.outcome,
+        signal: ended.signal,
+        killed_by_runonce: ended.sent.contains(&libc::SIGKILL),
+        main_cpu_s: ended
+            .main_rusage
+            .map(|r| sys::timeval_secs(r.ru_utime) + sys::timeval_secs(r.ru_stime)),
+        cgroup,
+    }
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
@@ -799,6 +818,11 @@ fn conclude(ctx: &mut Ctx, mut rec: Record, held: Vec<Held>) -> u8 {
     let failed = rec.outcome != Some(Outcome::Ok);
     ctx.finish(rec);
     if failed {
+        // runonce's warnings (released with the record) come before the
+        // job's output, as they did before the job's output was held
+        if !held.is_empty() {
+            ctx.recorder.drain(RECORD_PATIENCE);
+        }
         for h in held {
             h.replay();
         }

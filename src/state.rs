@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::files;
+use crate::limits::Hit;
 use crate::record::{Outcome, Record};
 use crate::sys;
 
@@ -67,6 +68,8 @@ pub struct JobState {
     pub last_duration_s: Option<f64>,
     pub last_maxrss_kib: Option<u64>,
     pub last_job_pid: Option<i32>,
+    /// The limit that ended or broke the last run.
+    pub last_limit: Option<Hit>,
     pub last_success_unix: Option<f64>,
     pub last_failure_unix: Option<f64>,
     pub runs: u64,
@@ -131,6 +134,7 @@ impl JobState {
         self.last_duration_s = rec.duration_s;
         self.last_maxrss_kib = Some(rec.maxrss_kib);
         self.last_job_pid = rec.job_pid;
+        self.last_limit = rec.limit;
         if outcome.is_failure() {
             self.failures += 1;
             self.consecutive_failures += 1;

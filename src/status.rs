@@ -32,6 +32,8 @@ pub struct JobStatus {
     pub name: String,
     pub state: &'static str,
     pub running: Vec<Running>,
+    /// Seconds since the last run ended.
+    pub ended_ago_s: Option<f64>,
     pub last: Option<JobState>,
     /// With `--lock-url`: the job's fleet lease as the database has it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,6 +89,7 @@ pub fn attach_leases(jobs: &mut Vec<JobStatus>, rows: &[LeaseRow], name: Option<
                 name: row.name.clone(),
                 state: "idle",
                 running: Vec::new(),
+                ended_ago_s: None,
                 last: None,
                 lease,
             }),
@@ -186,11 +189,17 @@ pub fn live(site: &Site, except: Option<u32>) -> Live {
     live
 }
 
+/// Every job with a lock file in the lock dir or a state file.
+pub fn names(dirs: &Dirs) -> BTreeSet<String> {
+    let store = Store::new(dirs.state_dir.clone());
+    lock_names(&dirs.lock_dir).into_iter().chain(store.names()).collect()
+}
+
 pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
     let store = Store::new(dirs.state_dir.clone());
     let names: BTreeSet<String> = match name {
         Some(n) => [n.to_string()].into(),
-        None => lock_names(&dirs.lock_dir).into_iter().chain(store.names()).collect(),
+        None => names(dirs),
     };
     names
         .into_iter()
@@ -205,24 +214,39 @@ pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
             }
             let running = running_slots(&site);
             let state = if running.is_empty() { "idle" } else { "running" };
-            Some(JobStatus { name: n, state, running, last, lease: None })
+            let ended_ago_s = last.as_ref().and_then(|l| l.last_end_unix).map(|t| {
+                let ago = (state::unix_now() - t).max(0.0);
+                (ago * 10.0).round() / 10.0
+            });
+            Some(JobStatus { name: n, state, running, ended_ago_s, last, lease: None })
         })
         .collect()
 }
 
-fn ago(unix: Option<f64>) -> String {
-    let Some(t) = unix else { return "-".into() };
-    let secs = (crate::state::unix_now() - t).max(0.0) as u64;
-    let d = std::time::Duration::from_secs(secs);
-    format!("{} ago", humantime::format_duration(d))
+/// `3d 2h ago`: the two largest units are enough to tell a stale job.
+fn ago(secs: Option<f64>) -> String {
+    let Some(secs) = secs else { return "-".into() };
+    let secs = secs as u64;
+    let parts =
+        [(secs / 86400, "d"), (secs / 3600 % 24, "h"), (secs / 60 % 60, "m"), (secs % 60, "s")];
+    let first = parts.iter().position(|&(n, _)| n > 0).unwrap_or(parts.len() - 1);
+    let shown: Vec<String> = parts[first..]
+        .iter()
+        .take(2)
+        .filter(|&&(n, _)| n > 0 || first == parts.len() - 1)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    format!("{} ago", shown.join(" "))
 }
 
 pub fn table(jobs: &[JobStatus]) -> String {
     let fleet = jobs.iter().any(|j| j.lease.is_some());
-    let mut header =
-        ["NAME", "STATE", "PID", "SINCE", "LAST", "EXIT", "DURATION", "ENDED", "FAILS", "SKIPS"]
-            .map(String::from)
-            .to_vec();
+    let mut header = [
+        "NAME", "STATE", "PID", "SINCE", "LAST", "EXIT", "LIMIT", "DURATION", "ENDED", "FAILS",
+        "SKIPS",
+    ]
+    .map(String::from)
+    .to_vec();
     if fleet {
         header.push("LEASE".into());
     }
@@ -232,8 +256,9 @@ pub fn table(jobs: &[JobStatus]) -> String {
         let tail = [
             last.and_then(|l| l.last_outcome).map_or("-".into(), |o| o.as_str().to_string()),
             last.and_then(|l| l.last_exit).map_or("-".into(), |e| e.to_string()),
+            last.and_then(|l| l.last_limit).map_or("-".into(), |h| h.as_str().to_string()),
             last.and_then(|l| l.last_duration_s).map_or("-".into(), |d| format!("{d:.2}s")),
-            ago(last.and_then(|l| l.last_end_unix)),
+            ago(j.ended_ago_s),
             last.map_or("0".into(), |l| l.consecutive_failures.to_string()),
             last.map_or("0".into(), |l| l.consecutive_skips.to_string()),
         ]
@@ -312,5 +337,16 @@ mod tests {
         assert_eq!(live(&site, None), Live { count: 1, newest_start: Some(10.0) });
         drop(a);
         assert_eq!(live(&site, None).count, 0);
+    }
+
+    #[test]
+    fn ago_shows_the_two_largest_units() {
+        assert_eq!(ago(None), "-");
+        assert_eq!(ago(Some(0.4)), "0s ago");
+        assert_eq!(ago(Some(42.0)), "42s ago");
+        assert_eq!(ago(Some(125.0)), "2m 5s ago");
+        assert_eq!(ago(Some(3600.0)), "1h ago");
+        assert_eq!(ago(Some(3.0 * 86400.0 + 7385.0)), "3d 2h ago");
+        assert_eq!(ago(Some(86400.0 + 59.0)), "1d ago");
     }
 }

@@ -95,6 +95,7 @@ fn memory_cap_holds_for_the_whole_tree() {
     assert_ne!(code(&o), 0, "300 MiB ran under a 150 MiB cap");
     let rec = &env.finishes("hog")[0];
     assert!(rec["oom_kills"].as_u64().is_some_and(|n| n >= 1), "{rec}");
+    assert_eq!(rec["limit"], "memory", "{rec}");
     let peak = rec["cgroup_peak_bytes"].as_u64().unwrap();
     assert!(peak <= 150 << 20, "peak {peak} above the cap");
     assert!(peak >= 100 << 20, "peak {peak}: the hogs never ran");
@@ -105,6 +106,7 @@ fn memory_cap_holds_for_the_whole_tree() {
     let o = env.run(&["-n", "hog1", "--memory", "150M", "--", "sh", "-c", hog]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(env.finishes("hog1")[0]["oom_kills"], 0);
+    assert!(env.finishes("hog1")[0].get("limit").is_none());
 }
 
 /// A SIGKILLed runonce leaves its cgroup behind; the next runonce of the

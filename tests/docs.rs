@@ -164,3 +164,141 @@ fn no_command_prints_usage_and_exits_125() {
     assert!(err.starts_with("runonce: "), "{err}");
     assert!(err.contains("usage: runonce [OPTIONS] [--] COMMAND [ARG]..."), "{err}");
 }
+
+/// Two jobs in a lock dir and a state dir, for the completion of job
+/// names; the environment that points runonce at them, with the binary
+/// first on PATH (the scripts run `runonce --job-names`).
+fn jobs_env() -> (crate::util::Env, Vec<(&'static str, String)>) {
+    let env = crate::util::Env::new();
+    for name in ["alpha", "beta"] {
+        assert_eq!(code(&env.run(&["-n", name, "--", "true"])), 0);
+    }
+    // a job known only by its lock file (the state dir is another's)
+    std::fs::write(env.lock_dir.join("gamma.lock"), "").unwrap();
+    let bin_dir = Path::new(BIN).parent().unwrap().display().to_string();
+    let vars = vec![
+        ("PATH", format!("{bin_dir}:{}", std::env::var("PATH").unwrap())),
+        ("RUNONCE_LOCK_DIR", env.lock_dir.display().to_string()),
+        ("RUNONCE_STATE_DIR", env.state_dir.display().to_string()),
+    ];
+    (env, vars)
+}
+
+/// Completion values (issue 12): signal names, log targets, the ways of
+/// --contain, and the job names for --status and --forget, read from the
+/// lock and state dirs when TAB is pressed.
+#[test]
+fn bash_completes_values_and_job_names() {
+    let (_env, vars) = jobs_env();
+    let file = repo(Generate::Bash.path());
+    // compopt only works while bash completes for real
+    let mut script = format!("set -u\nsource '{}'\ncompopt() {{ :; }}\n", file.display());
+    for (prev, cur) in [
+        ("--signal", "TE"),
+        ("-s", "K"),
+        ("--log", "js"),
+        ("--log", "s"),
+        ("--contain", "cg"),
+        ("--status", ""),
+        ("--forget", "b"),
+    ] {
+        script += &format!(
+            "COMP_WORDS=(runonce {prev} '{cur}'); COMP_CWORD=2; _runonce runonce '{cur}' {prev}\n\
+             echo \"{prev} {cur}: ${{COMPREPLY[*]}}\"\n"
+        );
+    }
+    let out = Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &script])
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!((code(&out), stderr(&out).as_str()), (0, ""));
+    assert_eq!(
+        stdout(&out),
+        "--signal TE: TERM\n\
+         -s K: KILL\n\
+         --log js: json:\n\
+         --log s: syslog stderr\n\
+         --contain cg: cgroup\n\
+         --status : alpha beta gamma\n\
+         --forget b: beta\n"
+    );
+}
+
+#[test]
+fn fish_completes_values_and_job_names() {
+    let (_env, vars) = jobs_env();
+    let file = repo(Generate::Fish.path());
+    let script = format!(
+        "source '{}'; for line in 'runonce --signal TE' 'runonce --log js' 'runonce --contain cg' \
+         'runonce --status ' 'runonce --forget b'; echo \"[$line]\"; complete -C\"$line\"; end",
+        file.display()
+    );
+    let out = tool_env("fish", &["--no-config", "-c", &script], &vars);
+    assert_eq!((code(&out), stderr(&out).as_str()), (0, ""));
+    let text = stdout(&out);
+    let got: Vec<String> =
+        text.lines().map(|l| l.split('\t').next().unwrap().trim().to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "[runonce --signal TE]",
+            "TERM",
+            "[runonce --log js]",
+            "json:",
+            "[runonce --contain cg]",
+            "cgroup",
+            "[runonce --status ]",
+            "alpha",
+            "beta",
+            "gamma",
+            "[runonce --forget b]",
+            "beta"
+        ],
+        "{text}"
+    );
+}
+
+/// zsh's _arguments runs the action of --status and --forget when TAB is
+/// pressed: run here with compadd standing in for the completion system.
+#[test]
+fn zsh_action_lists_job_names() {
+    let (_env, vars) = jobs_env();
+    let script = String::from_utf8(committed(Generate::Zsh)).unwrap();
+    for option in ["--status=", "--forget="] {
+        let line = script.lines().find(|l| l.contains(&format!("{option}["))).unwrap();
+        let action = line.split(":NAME:").nth(1).unwrap();
+        let action = action.strip_prefix('{').unwrap().split("}'").next().unwrap();
+        let stub = format!("compadd() {{ print -rl -- \"${{@:2}}\" }}\n{action}");
+        let out = tool_env("zsh", &["-f", "-c", &stub], &vars);
+        assert_eq!((code(&out), stderr(&out).as_str()), (0, ""), "{action}");
+        assert_eq!(stdout(&out), "alpha\nbeta\ngamma\n", "{option} {action}");
+    }
+    let sig = script.lines().find(|l| l.contains("'--signal=[")).unwrap();
+    assert!(sig.contains(":SIG:(HUP INT QUIT"), "{sig}");
+    let log = script.lines().find(|l| l.contains("'*--log=[")).unwrap();
+    assert!(log.contains(":TARGET:(syslog stderr json\\: none)"), "{log}");
+}
+
+fn tool_env(program: &str, args: &[&str], vars: &[(&str, String)]) -> Output {
+    Command::new(program)
+        .args(args)
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (install it with .ci/deps)"))
+}
+
+/// clap_mangen's option groups would repeat the template's RESOURCE LIMITS
+/// heading (issue 12): every section heading of the page appears once.
+#[test]
+fn man_page_has_each_section_once() {
+    let page = String::from_utf8(committed(Generate::Man)).unwrap();
+    let sections: Vec<&str> = page.lines().filter(|l| l.starts_with(".SH ")).collect();
+    for s in &sections {
+        assert_eq!(sections.iter().filter(|t| *t == s).count(), 1, "{s} twice");
+    }
+    assert!(sections.contains(&".SH \"RESOURCE LIMITS\""));
+    assert!(page.contains(".SS \"Resource limits\"\n"), "the option group is a subsection");
+}

@@ -4,11 +4,15 @@
 mod util;
 
 mod cgroup;
+mod ci;
 mod core;
 mod cron;
 mod docs;
+mod forget;
+mod limit;
 mod observe;
 mod props;
 mod stress;
 mod tree;
 mod trust;
+mod usage;

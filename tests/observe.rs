@@ -734,3 +734,52 @@ fn quiet_does_not_hang_on_an_escaped_grandchild_holding_the_pipes() {
     assert!(orphan_alive, "--keep-orphans kept it");
     assert_eq!(stdout(&out), "shown\n");
 }
+
+/// runonce's own warnings (here: an unusable state dir) go into the
+/// record; with --quiet they reach stderr only when the run fails, before
+/// the job's held output, as chronic users expect (issue 12).
+#[test]
+fn quiet_holds_runonces_own_warnings_until_the_run_fails() {
+    let env = Env::new();
+    std::fs::write(env.path("file"), "").unwrap();
+    let bad = env.path("file").join("state");
+    let warning = format!("runonce: --state-dir {}: cannot update state: ", bad.display());
+    let run = |name: &str, extra: &[&str], script: &str| {
+        let mut c = env.cmd();
+        c.arg("--state-dir").arg(&bad).args(["-n", name]).args(extra);
+        c.args(["--", "sh", "-c", script]).output().unwrap()
+    };
+    // the finish record of `name` with `outcome`
+    let warned = |name: &str, outcome: &str| {
+        let rec = env.finishes(name).into_iter().find(|r| r["outcome"] == outcome).unwrap();
+        let w = rec["warnings"].as_array().cloned().unwrap_or_default();
+        assert_eq!(w.len(), 1, "{rec}");
+        assert!(format!("runonce: {}", w[0].as_str().unwrap()).starts_with(&warning), "{rec}");
+    };
+
+    let out = run("fine", &["-q"], "echo out; echo err >&2");
+    assert_eq!((code(&out), stdout(&out), stderr(&out)), (0, String::new(), String::new()));
+    warned("fine", "ok");
+
+    let out = run("broke", &["-q"], "echo out; echo err >&2; exit 3");
+    assert_eq!((code(&out), stdout(&out).as_str()), (3, "out\n"));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with(&warning), "{err}");
+    assert_eq!(lines[1], "err", "the warning comes first: {err}");
+    warned("broke", "failed");
+
+    // a skipped run is no failure: silent too
+    let holder = env.hold("busy", &[]);
+    let out = run("busy", &["-q"], "true");
+    assert_eq!(holder.release(), Some(0));
+    assert_eq!((code(&out), stderr(&out)), (75, String::new()));
+    warned("busy", "skipped");
+
+    // without --quiet: on stderr at once, and in the record
+    let out = run("loud", &[], "true");
+    assert_eq!(code(&out), 0);
+    assert!(stderr(&out).starts_with(&warning), "{}", stderr(&out));
+    warned("loud", "ok");
+}

@@ -200,7 +200,7 @@ proptest! {
         argv.extend(ours.iter().map(OsString::from));
         argv.push("--".into());
         argv.extend(command.iter().map(OsString::from));
-        let out = runonce::cli::attach_short_wait(argv);
+        let out = runonce::cli::attach_values(argv);
         let tail: Vec<OsString> = command.iter().map(OsString::from).collect();
         prop_assert!(out.ends_with(&tail), "{out:?}");
     }

@@ -71,6 +71,14 @@ pub struct Holding {
     pub release: PathBuf,
 }
 
+/// A test that fails while holding lets the job go, so that it does not
+/// spin on in a deleted temp dir (and hold the test's output pipe open).
+impl Drop for Holding {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.release, "");
+    }
+}
+
 impl Holding {
     /// Lets the job finish and returns runonce's exit code.
     pub fn release(mut self) -> Option<i32> {
@@ -83,20 +91,22 @@ impl Env {
     /// Runs job `name` (with `extra` options) that holds the lock until
     /// released; returns once the job is running.
     pub fn hold(&self, name: &str, extra: &[&str]) -> Holding {
-        let ready = self.path(&format!("{name}.ready"));
-        let release = self.path(&format!("{name}.release"));
+        let mut cmd = self.cmd();
+        cmd.args(["--name", name]).args(extra).args(["--", "sh", "-c"]);
+        self.holding(name, cmd)
+    }
+
+    /// Runs `cmd` with one more argument, a shell script that holds on
+    /// until released (files named after `tag`); returns once it runs.
+    pub fn holding(&self, tag: &str, mut cmd: Command) -> Holding {
+        let ready = self.path(&format!("{tag}.ready"));
+        let release = self.path(&format!("{tag}.release"));
         let script = format!(
             "touch {}; while [ ! -e {} ]; do sleep 0.02; done",
             ready.display(),
             release.display()
         );
-        let child = self
-            .cmd()
-            .args(["--name", name])
-            .args(extra)
-            .args(["--", "sh", "-c", &script])
-            .spawn()
-            .expect("start holder");
+        let child = cmd.arg(script).spawn().expect("start holder");
         wait_file(&ready);
         Holding { child, release }
     }
