@@ -872,6 +872,31 @@ fn syslog_messages_are_escaped() {
     }
 }
 
+/// A runonce killed with its job leaves its holder record (the next run
+/// clears what it names); `--forget` takes it with the job's other files.
+#[test]
+fn forget_takes_the_holder_record_a_killed_runonce_left() {
+    let env = Env::new();
+    let pid_file = env.path("job.pid");
+    let mut run = root_cmd(&env)
+        .args(["-n", "gone", "--", "sh", "-c"])
+        .arg(format!("echo $$ > {}; exec sleep 1000", pid_file.display()))
+        .spawn()
+        .unwrap();
+    let job = read_pid(&pid_file);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    crate::util::kill(job, libc::SIGKILL);
+    assert!(wait_until(SLACK, || !alive(job)));
+    let record = env.lock_dir.join("gone.holder");
+    assert!(record.exists(), "a killed runonce leaves its record");
+    let o = env.cmd().args(["--forget", "gone"]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let left: Vec<_> =
+        fs::read_dir(&env.lock_dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 // ---------------------------------------------------------- PID reuse
 
 /// Runs a bash script as PID 1 of a new PID namespace (with its own
