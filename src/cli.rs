@@ -30,7 +30,8 @@ Example crontab line:
     about,
     long_about = None,
     after_help = AFTER_HELP,
-    override_usage = "runonce [OPTIONS] [--] COMMAND [ARG]...\n       runonce --status [NAME] [--json]\n       runonce --forget NAME",
+    override_usage = "runonce [OPTIONS] [--] COMMAND [ARG]...\n       runonce --status [NAME] [--json]\n       runonce --forget NAME\n       runonce --check-crontab [FILE]... [--json]\n       runonce --fix-crontab FILE|-",
+    group(clap::ArgGroup::new("report").args(["status", "check_crontab"])),
     max_term_width = 100,
     args_override_self = true
 )]
@@ -188,8 +189,8 @@ pub struct Cli {
           help_heading = "Logging and state")]
     pub status: Option<String>,
 
-    /// With --status: print JSON
-    #[arg(long, requires = "status", help_heading = "Logging and state")]
+    /// With --status or --check-crontab: print JSON
+    #[arg(long, requires = "report", help_heading = "Logging and state")]
     pub json: bool,
 
     /// Remove an idle job's state, lock files and (with --metrics-dir) its
@@ -267,9 +268,24 @@ pub struct Cli {
     #[arg(long, help_heading = "Many hosts")]
     pub lock_url_optional: bool,
 
+    /// Check crontabs (- for stdin; default: yours through crontab -l, and
+    /// for root /etc/crontab and /etc/cron.d): each job line's protection,
+    /// what it risks and its safe rewrite; exit 0 if runonce protects every
+    /// job line, 1 if not, 125 if a file is not a crontab
+    #[arg(long, value_name = "FILE", num_args = 0.., value_hint = clap::ValueHint::FilePath,
+          help_heading = "Making a crontab safe")]
+    pub check_crontab: Option<Vec<PathBuf>>,
+
+    /// Rewrite FILE in place (keeping FILE.runonce-bak), or stdin to stdout
+    /// for -, so that every job line runs under runonce
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath,
+          conflicts_with_all = ["status", "check_crontab"], help_heading = "Making a crontab safe")]
+    pub fix_crontab: Option<PathBuf>,
+
     /// The command and its arguments
     #[arg(value_name = "COMMAND", trailing_var_arg = true,
-          num_args = 1.., required_unless_present_any = ["status", "forget"])]
+          num_args = 1.., required_unless_present_any = ["status", "forget", "check_crontab", "fix_crontab"],
+          conflicts_with = "fix_crontab")]
     pub command: Vec<OsString>,
 }
 
@@ -329,6 +345,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, Rejected> {
     };
     if cli.forget.is_some() && !cli.command.is_empty() {
         return Err(operand("--forget", &cli));
+    }
+    if let Some(files) = &mut cli.check_crontab {
+        // `--check-crontab --json FILE`: clap took FILE for the command
+        files.extend(cli.command.drain(..).map(PathBuf::from));
     }
     if let Some(status) = &cli.status
         && !cli.command.is_empty()

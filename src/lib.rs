@@ -7,6 +7,7 @@
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod crontab;
 pub mod docs;
 pub mod enforce;
 pub mod exit_code;
@@ -61,6 +62,12 @@ pub fn entry() -> u8 {
     }
     if let Some(name) = &cli.forget {
         return forget::forget(&forget_request(&cli, name));
+    }
+    if let Some(files) = &cli.check_crontab {
+        return crontab::check(files, cli.json);
+    }
+    if let Some(file) = &cli.fix_crontab {
+        return crontab::fix(file);
     }
     let cfg = match config::Config::from_cli(cli) {
         Ok(c) => c,

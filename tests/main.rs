@@ -7,6 +7,7 @@ mod cgroup;
 mod ci;
 mod core;
 mod cron;
+mod crontab;
 mod docs;
 mod forget;
 mod limit;
