@@ -202,28 +202,16 @@ pub fn descendants_except(root: i32, strangers: &Strangers) -> Vec<Member> {
     found
 }
 
-/// The processes that hold the flock on the file (dev, ino) through an
-/// inherited descriptor: the job of a runonce that was SIGKILLed.  A
-/// process that merely has the file open without the lock (orphans kept by
-/// `--keep-orphans`, after runonce released it) does not count.  With
-/// `locker`, only the lock that process took counts (the kernel names the
-/// taker of a flock in fdinfo, however far its descriptor was inherited):
-/// once the orphan is gone, the next run's processes hold a lock on the
-/// same file, and they are not the orphan's.
-pub fn lock_holders(dev: u64, ino: u64, locker: Option<i32>) -> Vec<ProcId> {
+/// The processes holding a flock on the file (dev, ino) through the open
+/// file description whose position is `pos`: the run of runonce that set
+/// that random position when it took the lock (holder.rs says why).  A
+/// process that merely has the file open, locked through another
+/// description, or not locked (kept orphans after runonce released it)
+/// does not count.  `pos` None: any description that holds a flock on it.
+pub fn ofd_holders(dev: u64, ino: u64, pos: Option<u64>) -> Vec<ProcId> {
     let mut found = Vec::new();
     for pid in all_pids() {
-        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        let holds = fds.filter_map(Result::ok).any(|fd| {
-            fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-                && fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().display()))
-                    .is_ok_and(|t| {
-                        fdinfo_flock_taker(&t).is_some_and(|by| locker.is_none_or(|l| l == by))
-                    })
-        });
-        if holds
+        if holds_ofd(pid, dev, ino, pos)
             && let Some(id) = ProcId::of(pid)
             && id.alive()
         {
@@ -233,15 +221,28 @@ pub fn lock_holders(dev: u64, ino: u64, locker: Option<i32>) -> Vec<ProcId> {
     found
 }
 
-/// /proc/PID/fdinfo/FD lists the locks owned by that open file description
-/// (`lock:\t1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF`): the PID of
-/// the process that took the flock, if there is one.
-fn fdinfo_flock_taker(fdinfo: &str) -> Option<i32> {
-    fdinfo.lines().find_map(|l| {
-        let mut words = l.strip_prefix("lock:")?.split_whitespace();
-        (words.nth(1)? == "FLOCK").then_some(())?;
-        words.nth(2)?.parse().ok()
+/// Whether process `pid` holds a flock on (dev, ino) through a description
+/// at position `pos` (any, if None): see `ofd_holders`.
+pub fn holds_ofd(pid: i32, dev: u64, ino: u64, pos: Option<u64>) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok).any(|fd| {
+        fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+            && fdinfo_holds(pid, &fd.file_name().to_string_lossy(), pos)
     })
+}
+
+/// /proc/PID/fdinfo/FD gives the description's position and lists the
+/// locks it owns.
+fn fdinfo_holds(pid: i32, fd: &str, pos: Option<u64>) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).is_ok_and(|t| fdinfo_says(&t, pos))
+}
+
+fn fdinfo_says(text: &str, pos: Option<u64>) -> bool {
+    let at = text.lines().find_map(|l| l.strip_prefix("pos:")).and_then(|v| v.trim().parse().ok());
+    pos.is_none_or(|p| at == Some(p))
+        && text.lines().any(|l| l.starts_with("lock:") && l.contains("FLOCK"))
 }
 
 /// The real UID of a process.
@@ -255,20 +256,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fdinfo_position_and_lock() {
+        let t = "pos:\t1099511627776\nflags:\t0100000\nmnt_id:\t29\nino:\t12\n\
+                 lock:\t1: FLOCK  ADVISORY  WRITE 4242 fd:01:12 0 EOF\n";
+        assert!(fdinfo_says(t, Some(1 << 40)));
+        assert!(fdinfo_says(t, None));
+        assert!(!fdinfo_says(t, Some(1 << 39)));
+        assert!(!fdinfo_says("pos:\t5\nflags:\t0\n", Some(5)), "no lock");
+    }
+
+    #[test]
     fn stat_with_odd_command_name() {
         let line = b"42 (a) b (c) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
         let s = parse_stat(line).unwrap();
         assert_eq!((s.state, s.ppid, s.pgrp, s.start), (b'S', 1, 42, 777));
-    }
-
-    #[test]
-    fn fdinfo_names_who_took_the_flock() {
-        let info = "pos:\t0\nflags:\t0100001\nmnt_id:\t27\nino:\t1234\n\
-                    lock:\t1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF\n";
-        assert_eq!(fdinfo_flock_taker(info), Some(4242));
-        let posix = "lock:\t1: POSIX  ADVISORY  WRITE 4242 fe:00:1234 0 EOF\n";
-        assert_eq!(fdinfo_flock_taker(posix), None);
-        assert_eq!(fdinfo_flock_taker("pos:\t0\n"), None);
     }
 
     #[test]
