@@ -15,4 +15,5 @@ mod observe;
 mod props;
 mod stress;
 mod tree;
+mod trust;
 mod usage;
