@@ -370,13 +370,18 @@ fn holder_record_names_the_holder_and_the_lock_file_is_kept() {
     let runonce = holding.child.id();
     // the record is a file of its own beside the lock, private to runonce's user
     let record = env.lock_dir.join("h.holder");
-    let text = std::fs::read_to_string(&record).unwrap();
+    // runonce names the job once fork returns its PID, while the job may
+    // already be running (and have said it is ready)
+    let job_of = |text: &str| -> Option<i32> {
+        text.lines()
+            .find_map(|l| l.strip_prefix("job="))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    let read = || std::fs::read_to_string(&record).unwrap();
+    assert!(wait_until(SLACK, || job_of(&read()).is_some()), "job pid recorded: {}", read());
+    let text = read();
     assert!(text.contains(&format!("runonce={runonce} ")), "{text}");
-    let job: i32 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("job="))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("job pid recorded");
+    let job = job_of(&text).unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{job}/stat")).unwrap();
     let ppid: u32 =
         stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
