@@ -169,3 +169,23 @@ pub fn kill(pid: i32, sig: i32) {
     // SAFETY: sending a signal to a PID the test owns.
     unsafe { libc::kill(pid, sig) };
 }
+
+/// A test that cannot run here says so, never passes silently: one line
+/// `SKIP <test>: <reason>` straight to stderr (libtest captures only the
+/// print macros, so it shows without --nocapture) and appended to
+/// `target/tmp/skips.txt`, which `.ci/test` counts.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("SKIP {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skips.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// The fields after the command name of /proc/PID/stat, as a job wrote
+/// them: index 0 is the state (field 3 of proc(5)).
+pub fn stat_fields(text: &str) -> Vec<String> {
+    text.rsplit_once(')').expect("a stat line").1.split_whitespace().map(String::from).collect()
+}
