@@ -141,7 +141,8 @@ fn cpu_sends_sigxcpu_then_kill() {
     let got = env.path("got-xcpu");
     // the shell runs its trap between commands: a loop of builtins
     let script = format!("trap 'touch {}' XCPU; while :; do :; done", got.display());
-    let out = sh(&env, "xcpu", &["--cpu", "1"], &script);
+    // (the timeout only ends a run whose --cpu was lost)
+    let out = sh(&env, "xcpu", &["--cpu", "1", "-t", "60"], &script);
     assert_eq!(code(&out), 137, "{}", stderr(&out));
     assert!(got.exists(), "SIGXCPU came first");
     let rec = finish(&env, "xcpu");

@@ -15,27 +15,38 @@ fn register(path: &std::path::Path) -> String {
     format!("echo $$ > {p}.tmp; mv {p}.tmp {p}", p = path.display())
 }
 
-/// Starts a job whose main starts a child that ignores TERM and a
-/// double-forked daemon that left the session; all wait for `release`.
-fn start_tree(env: &Env, extra: &[&str], main_exits: bool) -> (Child, [i32; 3]) {
+/// Starts a job whose main starts a child that ignores TERM, a
+/// double-forked daemon that left the session, and a daemon that also
+/// closed every descriptor (the lock's too: after a SIGKILL of runonce only
+/// a cgroup still knows it); all wait for `release`.
+fn start_tree(env: &Env, extra: &[&str], main_exits: bool) -> (Child, [i32; 4]) {
     let (m, c, d) = (env.path("main.pid"), env.path("child.pid"), env.path("daemon.pid"));
+    let closer = env.path("closer.pid");
     let release = env.path("release");
     let wait = format!("while [ ! -e {} ]; do sleep 0.02; done", release.display());
+    let perl = format!(
+        r#"perl -e 'use POSIX; POSIX::close($_) for 0..1023; POSIX::setsid();
+           open(my $f, ">", "{p}.tmp"); print $f "$$\n"; close $f; rename("{p}.tmp", "{p}");
+           until (-e "{r}") {{ select(undef, undef, undef, 0.02) }}' &"#,
+        p = closer.display(),
+        r = release.display()
+    );
     let script = format!(
         "{reg_m}; sh -c 'trap \"\" TERM; {reg_c}; {wait}' & \
-         setsid -f sh -c '{reg_d}; {wait}'; \
-         while [ ! -e {c} ] || [ ! -e {d} ]; do sleep 0.02; done; {tail}",
+         setsid -f sh -c '{reg_d}; {wait}'; {perl} \
+         while [ ! -e {c} ] || [ ! -e {d} ] || [ ! -e {cl} ]; do sleep 0.02; done; {tail}",
         reg_m = register(&m),
         reg_c = register(&c),
         reg_d = register(&d),
         c = c.display(),
         d = d.display(),
+        cl = closer.display(),
         tail = if main_exits { "exit 0".to_string() } else { wait.clone() },
     );
     let mut cmd = env.cmd();
     cmd.args(extra).args(["--", "sh", "-c", &script]).stdout(Stdio::null());
     let child = cmd.spawn().unwrap();
-    let pids = [read_pid(&m), read_pid(&c), read_pid(&d)];
+    let pids = [read_pid(&m), read_pid(&c), read_pid(&d), read_pid(&closer)];
     (child, pids)
 }
 
@@ -119,7 +130,7 @@ fn keep_orphans_leaves_them_and_frees_the_lock(contain: &str) {
     let (mut child, pids) =
         start_tree(&env, &["--contain", contain, "--name", "keep", "--keep-orphans"], true);
     assert_eq!(child.wait().unwrap().code(), Some(0));
-    assert!(alive(pids[1]) && alive(pids[2]), "the orphans live on");
+    assert!(alive(pids[1]) && alive(pids[2]) && alive(pids[3]), "the orphans live on");
     let o = env.run(&["--contain", contain, "--name", "keep", "--", "true"]);
     assert_eq!(code(&o), 0, "the orphans do not hold the lock");
     assert!(alive(pids[1]), "the next run does not kill them");
@@ -166,6 +177,12 @@ fn sigkilled_runonce_keeps_the_lock_until_the_orphan_deadline(contain: &str) {
     assert!(ran.exists());
     // the daemon closed nothing, so it held the lock too: all of them are gone
     assert!(!alive(pids[0]) && !alive(pids[1]) && !alive(pids[2]));
+    // the one that closed every descriptor: only the cgroup still held it
+    if contain == "pgroup" {
+        kill(pids[3], libc::SIGKILL);
+    } else {
+        assert!(wait_until(SLACK, || !alive(pids[3])), "the cgroup's member survived");
+    }
     held_as(&env, "orph", contain);
 }
 
