@@ -19,7 +19,7 @@ fn register(path: &std::path::Path) -> String {
 /// double-forked daemon that left the session, and a daemon that also
 /// closed every descriptor (the lock's too: after a SIGKILL of runonce only
 /// a cgroup still knows it); all wait for `release`.
-fn start_tree(env: &Env, extra: &[&str], main_exits: bool) -> (Child, [i32; 4]) {
+fn start_tree(env: &Env, extra: &[&str], main_exits: bool) -> (Child, [i32; 4], ReleaseOnDrop) {
     let (m, c, d) = (env.path("main.pid"), env.path("child.pid"), env.path("daemon.pid"));
     let closer = env.path("closer.pid");
     let release = env.path("release");
@@ -46,12 +46,13 @@ fn start_tree(env: &Env, extra: &[&str], main_exits: bool) -> (Child, [i32; 4]) 
     let mut cmd = env.cmd();
     cmd.args(extra).args(["--", "sh", "-c", &script]).stdout(Stdio::null());
     let child = cmd.spawn().unwrap();
+    let release = ReleaseOnDrop(release);
     let pids = [read_pid(&m), read_pid(&c), read_pid(&d), read_pid(&closer)];
-    (child, pids)
+    (child, pids, release)
 }
 
 fn all_gone(pids: &[i32]) -> bool {
-    wait_until(Duration::from_secs(3), || pids.iter().all(|&p| !alive(p)))
+    wait_until(SLACK, || pids.iter().all(|&p| !alive(p)))
 }
 
 /// Each test of the tree runs twice, with `--contain pgroup` (process group,
@@ -97,9 +98,9 @@ fn held_as(env: &Env, name: &str, contain: &str) {
 
 fn timeout_reaches_processes_that_left_the_group(contain: &str) {
     let env = Env::new();
-    let (mut child, pids) =
+    let (mut child, pids, _release) =
         start_tree(&env, &["--contain", contain, "--name", "esc", "-t", "1", "-k", "0.5"], false);
-    assert_eq!(child.wait().unwrap().code(), Some(124));
+    assert_eq!(wait_exit(&mut child, SLACK), Some(124));
     assert!(
         all_gone(&pids),
         "survivors: {:?}",
@@ -112,9 +113,9 @@ fn timeout_reaches_processes_that_left_the_group(contain: &str) {
 fn leftovers_are_killed_when_main_exits(contain: &str) {
     let env = Env::new();
     let t = Instant::now();
-    let (mut child, pids) =
+    let (mut child, pids, _release) =
         start_tree(&env, &["--contain", contain, "--name", "left", "-k", "0.5"], true);
-    assert_eq!(child.wait().unwrap().code(), Some(0), "main's own status");
+    assert_eq!(wait_exit(&mut child, SLACK), Some(0), "main's own status");
     assert!(t.elapsed() < SLACK);
     assert!(all_gone(&pids));
     let r = &env.finishes("left")[0];
@@ -127,9 +128,9 @@ fn leftovers_are_killed_when_main_exits(contain: &str) {
 
 fn keep_orphans_leaves_them_and_frees_the_lock(contain: &str) {
     let env = Env::new();
-    let (mut child, pids) =
+    let (mut child, pids, _release) =
         start_tree(&env, &["--contain", contain, "--name", "keep", "--keep-orphans"], true);
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(wait_exit(&mut child, SLACK), Some(0));
     assert!(alive(pids[1]) && alive(pids[2]) && alive(pids[3]), "the orphans live on");
     let o = env.run(&["--contain", contain, "--name", "keep", "--", "true"]);
     assert_eq!(code(&o), 0, "the orphans do not hold the lock");
@@ -141,7 +142,7 @@ fn keep_orphans_leaves_them_and_frees_the_lock(contain: &str) {
 
 fn sigkilled_runonce_keeps_the_lock_until_the_orphan_deadline(contain: &str) {
     let env = Env::new();
-    let (mut child, pids) =
+    let (mut child, pids, _release) =
         start_tree(&env, &["--contain", contain, "--name", "orph", "-t", "2", "-k", "0.5"], false);
     let t = Instant::now();
     kill(child.id() as i32, libc::SIGKILL);
@@ -188,28 +189,31 @@ fn sigkilled_runonce_keeps_the_lock_until_the_orphan_deadline(contain: &str) {
 
 fn replace_kills_a_live_instance_and_runs(contain: &str) {
     let env = Env::new();
-    let (mut old, pids) =
+    let (mut old, pids, _release) =
         start_tree(&env, &["--contain", contain, "--name", "rep", "-k", "30"], false);
     let ran = env.path("ran");
     let t = Instant::now();
-    let o = env.run(&[
-        "--contain",
-        contain,
-        "--name",
-        "rep",
-        "--replace",
-        "-k",
-        "0.5",
-        "--",
-        "touch",
-        ran.to_str().unwrap(),
-    ]);
+    let o = output_within(
+        env.cmd().args([
+            "--contain",
+            contain,
+            "--name",
+            "rep",
+            "--replace",
+            "-k",
+            "0.5",
+            "--",
+            "touch",
+            ran.to_str().unwrap(),
+        ]),
+        SLACK * 2,
+    );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(ran.exists());
-    assert!(pids.iter().all(|&p| !alive(p)), "old processes alive after --replace");
+    assert!(all_gone(&pids), "old processes alive after --replace");
     assert!(t.elapsed() < SLACK);
     // the old runonce forwarded the TERM to its job, whose main died of it
-    assert_eq!(old.wait().unwrap().code(), Some(128 + libc::SIGTERM), "the old runonce's status");
+    assert_eq!(wait_exit(&mut old, SLACK), Some(128 + libc::SIGTERM), "the old runonce's status");
     let recs = env.finishes("rep");
     assert_eq!(recs.len(), 2, "{recs:?}");
     assert_eq!((&recs[0]["outcome"], &recs[0]["signal"]), (&"signaled".into(), &"TERM".into()));

@@ -189,3 +189,60 @@ pub fn skip(test: &str, reason: &str) {
 pub fn stat_fields(text: &str) -> Vec<String> {
     text.rsplit_once(')').expect("a stat line").1.split_whitespace().map(String::from).collect()
 }
+
+/// Waits for runonce to exit, at most `limit`: a runonce that hangs (a
+/// broken kill path leaves processes it waits for) fails the test instead
+/// of hanging the suite; it is then killed, and the test's release files
+/// end what it left.
+pub fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let mut status = None;
+    wait_until(limit, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    match status {
+        Some(s) => s.code(),
+        None => {
+            kill(child.id() as i32, libc::SIGKILL);
+            let _ = child.wait();
+            panic!("runonce {} still runs after {limit:?}", child.id());
+        }
+    }
+}
+
+/// Creates its file when dropped: a test that fails still lets the
+/// processes that wait for the file go (before its temp dir goes).
+pub struct ReleaseOnDrop(pub PathBuf);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
+/// `cmd.output()`, but a runonce still running after `limit` is killed and
+/// fails the test (see `wait_exit`).
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    use std::io::Read;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pipes = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ];
+    let readers: Vec<_> = pipes
+        .into_iter()
+        .map(|p| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = p {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        })
+        .collect();
+    wait_exit(&mut child, limit);
+    let status = child.wait().expect("wait");
+    let mut outs = readers.into_iter().map(|r| r.join().unwrap());
+    Output { status, stdout: outs.next().unwrap(), stderr: outs.next().unwrap() }
+}
