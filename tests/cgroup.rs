@@ -6,7 +6,7 @@
 use std::process::Stdio;
 
 #[path = "cgroup_dirs.rs"]
-mod dirs;
+pub mod dirs;
 
 use crate::util::*;
 use dirs::{job_dirs, mounts};

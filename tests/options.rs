@@ -11,8 +11,7 @@ use serde_json::{Value, json};
 
 use crate::util::*;
 
-#[path = "cgroup_dirs.rs"]
-mod dirs;
+use crate::cgroup::dirs;
 
 fn sh(env: &Env, name: &str, extra: &[&str], script: &str) -> Output {
     env.cmd().args(["-n", name]).args(extra).args(["--", "sh", "-c", script]).output().unwrap()

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-#[path = "cgroup_dirs.rs"]
-mod dirs;
+use crate::cgroup::dirs;
 
 /// A shell snippet that writes its own PID to `path` atomically.
 fn register(path: &std::path::Path) -> String {
