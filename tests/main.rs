@@ -16,4 +16,5 @@ mod options;
 mod props;
 mod stress;
 mod tree;
+mod trust;
 mod usage;
