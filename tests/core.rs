@@ -315,16 +315,24 @@ fn job_sees_empty_mask_and_inherited_sigpipe() {
 #[test]
 fn closed_stderr_does_not_change_the_exit_code() {
     let env = Env::new();
-    let mut cmd = env.cmd();
-    cmd.args(["--log", "stderr", "--", "sh", "-c", "exit 3"]);
-    // SAFETY: only close(2) between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::close(2);
-            Ok(())
-        });
+    // the job inherits the closed stderr, or writes into runonce's pipe
+    // (--idle-timeout): either way its status stands
+    for (name, extra) in [("direct", &[][..]), ("piped", &["--idle-timeout", "30"][..])] {
+        let mut cmd = env.cmd();
+        cmd.args(["-n", name, "--log", "stderr"]).args(extra);
+        cmd.args(["--", "sh", "-c", "echo oops >&2; exit 3"]);
+        // SAFETY: only close(2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::close(2);
+                Ok(())
+            });
+        }
+        assert_eq!(cmd.status().unwrap().code(), Some(3), "{name}");
+        let rec = &env.finishes(name)[0];
+        assert_eq!(rec["outcome"], "failed", "{rec}");
+        // (a pipe whose reader is gone: options::output_that_cannot_be_delivered_is_counted)
     }
-    assert_eq!(cmd.status().unwrap().code(), Some(3));
 }
 
 #[test]
@@ -423,9 +431,19 @@ fn nproc_without_a_pids_cgroup_is_reported_for_root() {
     assert_eq!(code(&o), 0);
     assert!(ran.exists());
     assert!(stderr(&o).contains("--nproc 10"), "{}", stderr(&o));
+    let rec = env.records().pop().unwrap();
+    assert_eq!((&rec["event"], &rec["outcome"]), (&"finish".into(), &"ok".into()), "{rec}");
+    let unapplied = rec["limits_unapplied"].as_array().unwrap();
+    assert_eq!(unapplied.len(), 1, "{rec}");
+    assert!(unapplied[0].as_str().unwrap().starts_with("--nproc 10"), "{rec}");
     std::fs::remove_file(&ran).unwrap();
     let strict = ["--contain", "pgroup", "--strict-limits", "--nproc", "10", "--"];
     let o = env.cmd().args(strict).args(["touch", ran.to_str().unwrap()]).output().unwrap();
     assert_eq!(code(&o), 125);
     assert!(!ran.exists());
+    let rec = env.records().pop().unwrap();
+    assert_eq!((&rec["outcome"], &rec["exit"]), (&"error".into(), &125.into()), "{rec}");
+    assert!(rec["message"].as_str().unwrap().contains("--strict-limits"), "{rec}");
+    let unapplied = rec["limits_unapplied"].as_array().unwrap();
+    assert!(unapplied[0].as_str().unwrap().starts_with("--nproc 10"), "{rec}");
 }
