@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use runonce::holder::Holder;
+use runonce::holder::{Holder, Leftover};
 use runonce::parse::{self, LogTarget};
 use runonce::procs::ProcId;
 
@@ -214,25 +214,32 @@ proptest! {
     }
 
     #[test]
-    fn holder_records_round_trip(pid in 1i32.., start in any::<u64>(), job in any::<bool>(),
-                                 started in 0.0f64..1e10, deadline in any::<u64>(),
-                                 uid in any::<u32>(), name in "[A-Za-z0-9._-]{1,64}",
-                                 lock in any::<(u64, u64)>(), ofd in any::<u64>(),
-                                 cgroups in prop::collection::vec(
-                                     (any::<u64>(), "/[a-z0-9/._-]{1,40}"), 0..4)) {
-        let h = Holder {
-            name,
-            runonce: Some(ProcId { pid, start }),
-            job: job.then_some(ProcId { pid: pid.wrapping_add(1).max(1), start }),
-            started_unix: (started * 1000.0).round() / 1000.0,
-            deadline_mono_ns: deadline,
-            uid,
-            cgroups,
-            lock,
-            ofd,
-            leftovers: Vec::new(),
-        };
-        prop_assert_eq!(Holder::parse(&h.to_text()), Some(h));
+    fn holder_records_round_trip(h in holder()) {
+        let text = h.to_text();
+        prop_assert_eq!(&text, &model_holder_text(&h));
+        prop_assert_eq!(Holder::parse(&text), Some(h.clone()));
+        // a field a later runonce may add is skipped, never a reason to doubt the rest
+        let later = text.replacen("end\n", "future=1 2 x\nend\n", 1);
+        prop_assert_eq!(Holder::parse(&later), Some(h));
+    }
+
+    #[test]
+    fn torn_holder_records_are_none(h in holder(), cut in any::<prop::sample::Index>()) {
+        // a crash mid-write: every prefix that does not hold the whole end line
+        let text = h.to_text();
+        let torn = &text[..cut.index(text.len() - 1)];
+        prop_assert_eq!(Holder::parse(torn), None, "{:?}", torn);
+    }
+
+    #[test]
+    fn garbled_holder_records_are_none(h in holder(), bad in garbled_line(),
+                                       at in any::<prop::sample::Index>()) {
+        // one bad line anywhere before the end line: the whole record is none
+        let mut lines: Vec<String> = h.to_text().lines().map(String::from).collect();
+        let end = lines.len() - 1;
+        lines.insert(at.index(end + 1), bad.clone());
+        let text = lines.join("\n") + "\n";
+        prop_assert_eq!(Holder::parse(&text), None, "{:?} in {:?}", bad, text);
     }
 
     #[test]
@@ -249,6 +256,117 @@ proptest! {
             prop_assert_eq!(Holder::parse(&written).map(|h| h.to_text()), Some(written));
         }
     }
+}
+
+/// A holder record as runonce writes one: either PID absent, any number of
+/// cgroups and leftovers, directories with spaces (no newline: runonce
+/// makes every directory it records), the start time in milliseconds.
+fn holder() -> impl Strategy<Value = Holder> {
+    let id =
+        || prop::option::of((1i32.., any::<u64>()).prop_map(|(pid, start)| ProcId { pid, start }));
+    let dir = "/[a-z0-9/._ -]{0,40}";
+    let cgroups = prop::collection::vec((any::<u64>(), dir), 0..4);
+    let leftovers = prop::collection::vec((1i32.., any::<u64>(), dir), 0..3);
+    let ids = (id(), id(), 0u64..10_000_000_000_000, any::<u64>(), any::<u32>());
+    let place = (any::<(u64, u64)>(), any::<u64>(), cgroups, leftovers);
+    ("[A-Za-z0-9._-]{1,64}", ids, place).prop_map(
+        |(name, (runonce, job, ms, deadline, uid), (lock, ofd, cgroups, leftovers))| Holder {
+            leftovers: leftovers
+                .into_iter()
+                .map(|(runonce_pid, ino, dir)| Leftover {
+                    name: name.clone(),
+                    runonce_pid,
+                    ino,
+                    dir,
+                })
+                .collect(),
+            name,
+            runonce,
+            job,
+            started_unix: ms as f64 / 1000.0,
+            deadline_mono_ns: deadline,
+            uid,
+            cgroups,
+            lock,
+            ofd,
+        },
+    )
+}
+
+/// The record's text, field by field as the format is (a record written by
+/// one runonce is read by the next one, maybe a later version).
+fn model_holder_text(h: &Holder) -> String {
+    let id = |p: Option<ProcId>| p.map_or(String::new(), |p| format!("{} {}", p.pid, p.start));
+    let mut t = format!("name={}\nrunonce={}\njob={}\n", h.name, id(h.runonce), id(h.job));
+    let ms = (h.started_unix * 1000.0).round() as u64;
+    t += &format!("started={}.{:03}\n", ms / 1000, ms % 1000);
+    t += &format!("deadline_mono_ns={}\nuid={}\n", h.deadline_mono_ns, h.uid);
+    t += &format!("lock={} {}\nofd={}\n", h.lock.0, h.lock.1, h.ofd);
+    for (ino, dir) in &h.cgroups {
+        t += &format!("cgroup={ino} {dir}\n");
+    }
+    for l in &h.leftovers {
+        t += &format!("leftover={} {} {}\n", l.runonce_pid, l.ino, l.dir);
+    }
+    t + "end\n"
+}
+
+/// A line no runonce writes, which makes a record none: a value that is
+/// no number, out of its range (a PID of 0, a negative, past u64, a time
+/// before 1970 or not finite), a pair with a part missing or one too many,
+/// or a line without `=`.
+fn garbled_line() -> impl Strategy<Value = String> {
+    let not_number = "(|x|1x|0x10|1.5|-|1e3| 1|1 )";
+    let too_big = "18446744073709551616";
+    prop_oneof![
+        prop_oneof![
+            Just("0".to_string()),
+            Just("-1".to_string()),
+            not_number.prop_map(String::from)
+        ]
+        .prop_flat_map(|pid| (Just(pid), prop_oneof!["runonce", "job"]))
+        .prop_map(|(pid, k)| format!("{k}={pid} 5")),
+        prop_oneof!["runonce", "job"].prop_map(|k| format!("{k}=5")),
+        prop_oneof!["runonce", "job"].prop_map(|k| format!("{k}=5 6 7")),
+        (prop_oneof!["runonce", "job"], not_number).prop_map(|(k, v)| format!("{k}=5 {v}")),
+        prop_oneof![
+            Just("nan"),
+            Just("inf"),
+            Just("-inf"),
+            Just("-0.001"),
+            Just("-1"),
+            Just("x"),
+            Just("")
+        ]
+        .prop_map(|v| format!("started={v}")),
+        (
+            prop_oneof!["deadline_mono_ns", "uid", "ofd"],
+            prop_oneof![Just(too_big), Just("-1"), Just("")],
+        )
+            .prop_map(|(k, v)| format!("{k}={v}")),
+        prop_oneof![
+            Just("uid=4294967296"),
+            Just("lock=5"),
+            Just("lock=5 x"),
+            Just("lock=x 5"),
+            Just("lock=")
+        ]
+        .prop_map(String::from),
+        prop_oneof![
+            Just("cgroup=/sys/fs/cgroup/x"),
+            Just("cgroup=x /sys/fs/cgroup/x"),
+            Just("cgroup=-1 /a")
+        ]
+        .prop_map(String::from),
+        prop_oneof![
+            Just("leftover=5 6"),
+            Just("leftover=x 6 /a"),
+            Just("leftover=5 x /a"),
+            Just("leftover=1")
+        ]
+        .prop_map(String::from),
+        "[a-z ]{0,12}".prop_filter("a line with no `=` other than the end line", |l| l != "end"),
+    ]
 }
 
 /// The options whose values runonce parses, with what each needs beside it
