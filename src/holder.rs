@@ -352,4 +352,19 @@ mod tests {
         let far = Holder { deadline_mono_ns: u64::MAX, ..sample() };
         assert!(far.deadline().is_none_or(|d| d > Instant::now()));
     }
+
+    #[test]
+    fn age_and_deadline_are_read_from_the_record() {
+        let started = Holder { started_unix: crate::state::unix_now() - 100.0, ..sample() };
+        let age = started.age_secs();
+        assert!((100.0..1000.0).contains(&age), "{age}");
+        assert_eq!(Holder { deadline_mono_ns: 0, ..sample() }.deadline(), None, "0: no deadline");
+        let in_an_hour =
+            Holder { deadline_mono_ns: sys::monotonic_ns() + 3_600_000_000_000, ..sample() };
+        let left =
+            in_an_hour.deadline().expect("a deadline").saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(3000) && left <= Duration::from_secs(3600), "{left:?}");
+        let past = Holder { deadline_mono_ns: 1, ..sample() };
+        assert!(past.deadline().expect("a deadline") <= Instant::now());
+    }
 }

@@ -305,5 +305,58 @@ mod tests {
             "limits not asked for"
         );
         assert_eq!(Hit::Nproc.as_str(), "nproc");
+        // rusage counts in ticks: 1.97 s of a 2 s limit is the limit
+        assert_eq!(hit(&req, &end(sig, kill, false, 1.97, false, false)), Some(Hit::Cpu));
+    }
+
+    #[test]
+    fn bytes_are_shown_in_the_unit_people_set() {
+        assert_eq!(human_bytes(libc::RLIM_INFINITY), "unlimited");
+        assert_eq!(human_bytes(1 << 30), "1.0GiB");
+        assert_eq!(human_bytes((1 << 30) - (1 << 20)), "1023.0MiB");
+        assert_eq!(human_bytes(300 << 20), "300.0MiB");
+    }
+
+    #[test]
+    fn a_limit_above_the_hard_one_is_planned_only_where_it_may_be_raised() {
+        let shown = |n: u64| format!("<{n}>");
+        let (_, hard) = sys::getrlimit(libc::RLIMIT_NOFILE);
+        assert!(hard > 1 && hard < libc::RLIM_INFINITY, "RLIMIT_NOFILE hard limit {hard}");
+        let one = |want: u64, may_raise: bool| {
+            let mut p = Plan::default();
+            plan_rlimit(&mut p, "--nofile", libc::RLIMIT_NOFILE, want, want, &shown, may_raise);
+            p
+        };
+        for want in [hard - 1, hard] {
+            let p = one(want, false);
+            assert_eq!(
+                p.rlimits,
+                [RlimitSet { resource: libc::RLIMIT_NOFILE, soft: want, hard: want }]
+            );
+            assert!(p.unapplied.is_empty(), "{:?}", p.unapplied);
+        }
+        let p = one(hard + 1, false);
+        assert!(p.rlimits.is_empty(), "{:?}", p.rlimits);
+        let msg = format!("--nofile <{}>: the hard limit is <{hard}> and raising it", hard + 1);
+        assert_eq!(p.unapplied.len(), 1);
+        assert!(p.unapplied[0].starts_with(&msg), "{:?}", p.unapplied);
+        let p = one(hard + 1, true);
+        assert_eq!(p.rlimits.len(), 1, "{:?}", p.unapplied);
+        assert_eq!((p.rlimits[0].soft, p.rlimits[0].hard), (hard + 1, hard + 1));
+    }
+
+    #[test]
+    fn nice_below_zero_needs_cap_sys_nice() {
+        let p = |n| plan(&Request { nice: Some(n), ..Request::default() });
+        for n in [0, 5, 19] {
+            assert_eq!((p(n).nice, p(n).unapplied.len()), (Some(n), 0), "--nice {n}");
+        }
+        if sys::has_capability(CAP_SYS_NICE) {
+            assert_eq!((p(-5).nice, p(-5).unapplied.len()), (Some(-5), 0));
+        } else {
+            assert_eq!(p(-5).nice, None);
+            assert!(p(-5).unapplied[0].starts_with("--nice -5: raising"), "{:?}", p(-5).unapplied);
+        }
+        assert!(plan(&Request { io_idle: true, ..Request::default() }).io_idle);
     }
 }
