@@ -94,7 +94,8 @@ pub fn plan(req: &Request) -> Plan {
         // SIGKILL shortly after
         let secs = cpu_secs(cpu);
         let shown = |s: u64| format!("{s}s");
-        plan_rlimit(&mut plan, "--cpu", libc::RLIMIT_CPU, secs, secs + 1, &shown, may_raise);
+        let hard = secs.saturating_add(1);
+        plan_rlimit(&mut plan, "--cpu", libc::RLIMIT_CPU, secs, hard, &shown, may_raise);
     }
     if let Some(n) = req.nofile {
         let shown = |n: u64| n.to_string();
@@ -183,6 +184,7 @@ pub fn hit(req: &Request, end: &Ending) -> Option<Hit> {
 
 /// `--cpu` as RLIMIT_CPU takes it: whole seconds, at least 1.
 fn cpu_secs(cpu: Duration) -> u64 {
+    // a huge --cpu saturates to RLIM_INFINITY: effectively never
     cpu.as_secs_f64().ceil().max(1.0) as u64
 }
 

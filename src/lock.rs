@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::files;
-use crate::holder::Holder;
+// re-exported: the tests (and older callers) name it `lock::Holder`
+pub use crate::holder::Holder;
 use crate::sys;
 
 /// The lock could not be used at all: runonce fails closed (exit 125).
@@ -505,22 +506,12 @@ pub fn wait_acquire(
             return got(r);
         }
         if fds[1].revents != 0
-            && let Some(sig) = forwarded_signal(signals)
+            && let Some(sig) = crate::signals::interruption(signals)
         {
             done.store(true, Ordering::SeqCst);
             return Ok(Waited::Signal(sig));
         }
     }
-}
-
-/// The first signal other than SIGCHLD waiting on the signalfd.
-fn forwarded_signal(signals: &OwnedFd) -> Option<i32> {
-    while let Some(got) = sys::read_signal(signals) {
-        if got.signo != libc::SIGCHLD {
-            return Some(got.signo);
-        }
-    }
-    None
 }
 
 /// Blocks in flock() on one slot until it is ours, re-opening if the file
@@ -585,7 +576,7 @@ pub fn enforcer(site: &Site, signals: &OwnedFd) -> Result<Result<File, i32>, Unu
             };
         }
         if fds[1].revents != 0
-            && let Some(sig) = forwarded_signal(signals)
+            && let Some(sig) = crate::signals::interruption(signals)
         {
             return Ok(Err(sig));
         }
