@@ -9,13 +9,13 @@
 //! are signalled (`Holder::members`); the holder's runonce itself only gets
 //! the first signal, which it forwards to its job before writing its record.
 
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::holder::{self, Current, Holder};
 use crate::lock::{self, Lock, Site, Tried};
 use crate::procs::{self, ProcId};
+use crate::signals::Signals;
 use crate::sys;
 
 /// How long `--replace` waits for a run that took the lock to record
@@ -60,7 +60,7 @@ pub fn enforce(
     slots: u32,
     why: Why,
     stop: Stop,
-    signals: &OwnedFd,
+    signals: &Signals,
     me: &Holder,
 ) -> Enforced {
     let _turn = match lock::enforcer(site, signals) {
@@ -82,7 +82,7 @@ pub fn enforce(
         if free && free_before {
             // free to look at, yet not to take (a lock held where
             // /proc/locks does not show it): do not spin
-            if let Some(sig) = sys::sleep_unless_signalled(signals, STEP) {
+            if let Some(sig) = signals.sleep(STEP) {
                 return Enforced::Signal(sig);
             }
         }
@@ -98,7 +98,7 @@ pub fn enforce(
                     let who = holder::someone_holding(site, 0, locker);
                     return Enforced::Refused(unknown_holder(&site.base, who));
                 }
-                if let Some(sig) = sys::sleep_unless_signalled(signals, STEP) {
+                if let Some(sig) = signals.sleep(STEP) {
                     return Enforced::Signal(sig);
                 }
             }
@@ -175,7 +175,7 @@ fn foreign(holder: &Holder, holders: &[ProcId]) -> Option<String> {
 /// the holder is proven again; between signals a try of the lock tells
 /// whether it is free yet.  Once it is free or held by another run, this
 /// returns and the caller judges anew.  Err: a signal arrived.
-fn stop_run(site: &Site, target: &Holder, stop: Stop, signals: &OwnedFd) -> Result<(), i32> {
+fn stop_run(site: &Site, target: &Holder, stop: Stop, signals: &Signals) -> Result<(), i32> {
     let kill_at = Instant::now().checked_add(stop.kill_after);
     let mut signalled = false;
     loop {
@@ -205,7 +205,7 @@ fn stop_run(site: &Site, target: &Holder, stop: Stop, signals: &OwnedFd) -> Resu
             Some(k) => k.saturating_duration_since(now).min(STEP),
             None => KILL_STEP,
         };
-        if let Some(sig) = sys::sleep_unless_signalled(signals, pause) {
+        if let Some(sig) = signals.sleep(pause) {
             return Err(sig);
         }
     }

@@ -77,7 +77,7 @@ pub fn entry(args: Vec<std::ffi::OsString>) -> u8 {
             return exit_code::OWN_FAILURE;
         }
     };
-    let signals = match run::setup_signals() {
+    let signals = match signals::Signals::setup() {
         Ok(s) => s,
         Err(e) => {
             ui::warn(&format!("cannot set up signal handling: {e}"));

@@ -1,7 +1,6 @@
 //! One run from start to finish: signals, jitter, circuit breaker, lock,
 //! limits, the job (with retries), the record, state and metrics.
 
-use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use crate::cgroup::{self, Cgroup, Made};
@@ -19,9 +18,9 @@ use crate::parse;
 use crate::procs::{ProcId, Strangers};
 use crate::record::{self, Event, Outcome, Record};
 use crate::recorder::{Recorder, Sinks};
-use crate::signals;
+use crate::signals::Signals;
 use crate::state::{self, Store};
-use crate::supervise::{self, Inherited};
+use crate::supervise;
 use crate::sys;
 use crate::ui;
 
@@ -30,32 +29,6 @@ use crate::ui;
 const RECORD_PATIENCE: Duration = Duration::from_secs(8);
 /// Between two tries of a lock that was busy, then seemed free.
 const RETRY_STEP: Duration = Duration::from_millis(10);
-
-/// Signal handling set up before any thread exists: the relayed signals
-/// (`signals::relayed`, except those ignored at start, which stay ignored)
-/// and SIGCHLD are blocked and read from a signalfd.
-pub struct Signals {
-    pub fd: OwnedFd,
-    pub inherited: Inherited,
-}
-
-pub fn setup_signals() -> std::io::Result<Signals> {
-    let inherited = Inherited {
-        sigpipe_ignored: sys::signal_ignored(libc::SIGPIPE),
-        sigchld_ignored: sys::signal_ignored(libc::SIGCHLD),
-    };
-    let mut set: Vec<i32> = signals::relayed().filter(|&s| !sys::signal_ignored(s)).collect();
-    set.push(libc::SIGCHLD);
-    // runonce reports write errors itself; the job gets its own disposition back
-    sys::set_disposition(libc::SIGPIPE, true);
-    if inherited.sigchld_ignored {
-        // an ignored SIGCHLD would reap the job behind runonce's back
-        sys::set_disposition(libc::SIGCHLD, false);
-    }
-    let set = sys::SigSet::of(&set);
-    set.block()?;
-    Ok(Signals { fd: sys::signalfd(&set)?, inherited })
-}
 
 /// The parts of a record that every record of this run shares.
 struct Ctx<'a> {
@@ -234,7 +207,7 @@ fn run_unlocked(ctx: &mut Ctx, signals: &Signals) -> (u8, Option<Lock>) {
     if let Some(max) = cfg.jitter {
         let delay = random_below(max);
         ctx.jitter = Some(delay);
-        if let Some(sig) = sys::sleep_unless_signalled(&signals.fd, delay) {
+        if let Some(sig) = signals.sleep(delay) {
             return (interrupted(ctx, sig), None);
         }
     }
@@ -242,12 +215,12 @@ fn run_unlocked(ctx: &mut Ctx, signals: &Signals) -> (u8, Option<Lock>) {
         return (code, None);
     }
     let wait_until = wait_deadline(cfg);
-    let lock = match take_lock(ctx, &signals.fd, wait_until) {
+    let lock = match take_lock(ctx, signals, wait_until) {
         Ok(l) => l,
         Err(code) => return (code, None),
     };
     ctx.slot = Some(lock.slot);
-    let lease = match take_lease(ctx, &signals.fd, wait_until) {
+    let lease = match take_lease(ctx, signals, wait_until) {
         Ok(l) => l,
         Err(code) => return (code, Some(lock)),
     };
@@ -275,7 +248,7 @@ fn wait_deadline(cfg: &Config) -> Option<Option<Instant>> {
 /// unusable (125, unless `--lock-url-optional` lets the run go on).
 fn take_lease(
     ctx: &mut Ctx,
-    signals: &OwnedFd,
+    signals: &Signals,
     wait_until: Option<Option<Instant>>,
 ) -> Result<Option<Lease>, u8> {
     let Some(opts) = &ctx.cfg.fleet else { return Ok(None) };
@@ -390,7 +363,7 @@ fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
 /// Takes the lock, or decides the run is skipped.  Err is the exit status.
 fn take_lock(
     ctx: &mut Ctx,
-    signals: &OwnedFd,
+    signals: &Signals,
     wait_until: Option<Option<Instant>>,
 ) -> Result<Lock, u8> {
     let cfg = ctx.cfg;
@@ -426,7 +399,7 @@ fn take_lock(
                 Current::Free => {
                     // freed between the try and the look: try again, but
                     // never in a tight loop
-                    if let Some(sig) = sys::sleep_unless_signalled(signals, RETRY_STEP) {
+                    if let Some(sig) = signals.sleep(RETRY_STEP) {
                         return Err(interrupted(ctx, sig));
                     }
                     continue;
@@ -472,7 +445,7 @@ enum Shown {
 
 /// Ends the run holding the lock (enforce.rs) and takes its place.
 /// Ok(None): nothing to end after all; Err: the exit status.
-fn enforced(ctx: &mut Ctx, signals: &OwnedFd, why: Why, me: &Holder) -> Result<Option<Lock>, u8> {
+fn enforced(ctx: &mut Ctx, signals: &Signals, why: Why, me: &Holder) -> Result<Option<Lock>, u8> {
     let cfg = ctx.cfg;
     match enforce::enforce(&cfg.site, cfg.slots, why, ctx.stop(), signals, me) {
         Enforced::Got(l) => Ok(Some(l)),
@@ -603,7 +576,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
                 ctx.publish_start();
             }
         };
-        let mut ended = supervise::run(&job, &signals.fd, &mut on_start);
+        let mut ended = supervise::run(&job, signals, &mut on_start);
         if ended.outcome == Outcome::LostLock {
             let why = lease.and_then(Lease::lost).unwrap_or_default();
             ended.message = Some(lost_message(&why));
@@ -635,7 +608,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
             rec.duration_s = Some(ended.duration.as_secs_f64());
             ctx.emit(rec.clone());
             let pause = backoff(cfg, attempt);
-            if let Some(sig) = sys::sleep_unless_signalled(&signals.fd, pause) {
+            if let Some(sig) = signals.sleep(pause) {
                 // a signal stops the retries; the last attempt's status stands
                 rec.event = Event::Finish;
                 rec.message = Some(format!("retries stopped by SIG{}", parse::signal_name(sig)));

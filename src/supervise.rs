@@ -21,7 +21,7 @@ use crate::limits;
 use crate::output::{Held, Stream};
 use crate::procs::{self, ProcId, Strangers};
 use crate::record::Outcome;
-use crate::signals::{self, Meaning};
+use crate::signals::{Inherited, Meaning, Signals};
 use crate::sys;
 
 /// While SIGKILL rounds are under way, look again this often for processes
@@ -34,14 +34,6 @@ const REAP_SLICE: Duration = Duration::from_millis(250);
 const PIPE_GRACE: Duration = Duration::from_millis(200);
 /// The poll entry of the job's `StopSource`.
 const STOP_SOURCE: usize = usize::MAX - 1;
-
-/// What the child restores between fork and exec so that runonce is
-/// transparent: dispositions it inherited, and an empty signal mask.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Inherited {
-    pub sigpipe_ignored: bool,
-    pub sigchld_ignored: bool,
-}
 
 pub struct Job<'a> {
     pub argv: &'a [OsString],
@@ -120,7 +112,7 @@ impl Usage {
 /// start), and why it could not join its cgroup, if it could not.
 pub fn run(
     job: &Job,
-    signals: &OwnedFd,
+    signals: &Signals,
     started: &mut dyn FnMut(i32, Option<&io::Error>),
 ) -> Ended {
     let t0 = Instant::now();
@@ -360,7 +352,7 @@ struct Supervisor<'a> {
 }
 
 impl Supervisor<'_> {
-    fn run(&mut self, signals: &OwnedFd) {
+    fn run(&mut self, signals: &Signals) {
         loop {
             let drained = self.reap();
             let now = Instant::now();
@@ -568,9 +560,9 @@ impl Supervisor<'_> {
     }
 
     /// Waits for a signal, the pipes, or the next deadline (or `until`).
-    fn wait(&mut self, signals: &OwnedFd, now: Instant, until: Option<Instant>) {
+    fn wait(&mut self, signals: &Signals, now: Instant, until: Option<Instant>) {
         let passthrough = self.held.is_none();
-        let mut fds = vec![sys::pollfd(signals.as_raw_fd(), libc::POLLIN)];
+        let mut fds = vec![signals.pollfd()];
         let mut owners = vec![(usize::MAX, false)];
         let stop_source = self.job.stop_source.filter(|_| self.running_unstopped());
         if let Some(src) = stop_source {
@@ -634,9 +626,9 @@ impl Supervisor<'_> {
         self.main_status.is_none() && self.stopped_by.is_none()
     }
 
-    fn drain_signals(&mut self, signals: &OwnedFd) {
-        while let Some(got) = sys::read_signal(signals) {
-            match signals::meaning(&got) {
+    fn drain_signals(&mut self, signals: &Signals) {
+        for (meaning, got) in signals.pending() {
+            match meaning {
                 Meaning::Child | Meaning::Own => {}
                 // a continued job goes on as it was: nothing else to note
                 Meaning::Continue => self.signal_job(&[libc::SIGCONT], None),
