@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Cli, Contain, Wait};
+use crate::escalation::Escalation;
 use crate::fleet;
 use crate::limits;
 use crate::lock;
@@ -31,8 +32,8 @@ pub struct Config {
     pub wait: Option<Wait>,
     pub replace: bool,
     pub timeout: Option<Duration>,
-    pub signal: i32,
-    pub kill_after: Duration,
+    /// `--signal`, then SIGKILL after `--kill-after`.
+    pub stop: Escalation,
     pub idle_timeout: Option<Duration>,
     pub foreground: bool,
     pub keep_orphans: bool,
@@ -136,8 +137,7 @@ impl Config {
             wait: cli.wait,
             replace: cli.replace,
             timeout: cli.timeout.filter(|t| !t.is_zero()),
-            signal: cli.signal,
-            kill_after: cli.kill_after,
+            stop: Escalation { signal: cli.signal, grace: cli.kill_after },
             idle_timeout: cli.idle_timeout.filter(|t| !t.is_zero()),
             foreground: cli.foreground,
             keep_orphans: cli.keep_orphans,

@@ -12,6 +12,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::escalation::Escalation;
 use crate::holder::{self, Current, Holder};
 use crate::lock::{self, Lock, Site, Tried};
 use crate::procs::{self, ProcId};
@@ -34,13 +35,6 @@ pub enum Why {
     Overdue,
 }
 
-/// How to stop a run: the caller's `--signal` and `--kill-after`.
-#[derive(Clone, Copy, Debug)]
-pub struct Stop {
-    pub signal: i32,
-    pub kill_after: Duration,
-}
-
 pub enum Enforced {
     /// The lock is ours, recorded.
     Got(Lock),
@@ -59,7 +53,7 @@ pub fn enforce(
     site: &Site,
     slots: u32,
     why: Why,
-    stop: Stop,
+    stop: Escalation,
     signals: &Signals,
     me: &Holder,
 ) -> Enforced {
@@ -170,26 +164,28 @@ fn foreign(holder: &Holder, holders: &[ProcId]) -> Option<String> {
     None
 }
 
-/// Ends the run `target` (`--signal` and SIGCONT, SIGKILL after
-/// `--kill-after`) until it no longer holds the lock.  Before every signal
-/// the holder is proven again; between signals a try of the lock tells
-/// whether it is free yet.  Once it is free or held by another run, this
-/// returns and the caller judges anew.  Err: a signal arrived.
-fn stop_run(site: &Site, target: &Holder, stop: Stop, signals: &Signals) -> Result<(), i32> {
-    let kill_at = Instant::now().checked_add(stop.kill_after);
+/// Ends the run `target` (the `Escalation`: `--signal` and SIGCONT, SIGKILL
+/// after `--kill-after`) until it no longer holds the lock.  Before every
+/// signal the holder is proven again; between signals a try of the lock
+/// tells whether it is free yet.  Once it is free or held by another run,
+/// this returns and the caller judges anew.  Err: a signal arrived.
+fn stop_run(site: &Site, target: &Holder, stop: Escalation, signals: &Signals) -> Result<(), i32> {
+    let mut escalation = stop.begin();
     let mut signalled = false;
     loop {
         let now = Instant::now();
-        let killing = stop.signal == libc::SIGKILL || kill_at.is_none_or(|k| k <= now);
-        if !signalled || killing {
+        if !signalled || escalation.kill_due(now) {
             let holders = match holder::current(site, 0) {
                 Current::Ours { holder, holders } if holder.ofd == target.ofd => holders,
                 _ => return Ok(()),
             };
-            if !signalled && !killing {
-                first_signal(target, &holders, stop.signal);
+            if !signalled {
+                let first = escalation.start(now);
+                if !escalation.killing() {
+                    first_signal(target, &holders, &first);
+                }
             }
-            if killing {
+            if escalation.killing() {
                 if let Some(cg) = target.cgroup() {
                     cg.kill();
                 }
@@ -201,9 +197,9 @@ fn stop_run(site: &Site, target: &Holder, stop: Stop, signals: &Signals) -> Resu
         } else if !lock::probe_held(&site.base) {
             return Ok(());
         }
-        let pause = match kill_at.filter(|_| !killing) {
-            Some(k) => k.saturating_duration_since(now).min(STEP),
-            None => KILL_STEP,
+        let pause = match escalation.next(now, KILL_STEP) {
+            Some(k) if !escalation.killing() => k.saturating_duration_since(now).min(STEP),
+            _ => KILL_STEP,
         };
         if let Some(sig) = signals.sleep(pause) {
             return Err(sig);
@@ -211,16 +207,17 @@ fn stop_run(site: &Site, target: &Holder, stop: Stop, signals: &Signals) -> Resu
     }
 }
 
-/// A live runonce that holds the lock forwards the signal to its whole job
-/// and then writes its own record; an orphaned job is signalled directly.
-fn first_signal(target: &Holder, holders: &[ProcId], signal: i32) {
+/// A live runonce that holds the lock forwards the signals to its whole
+/// job and then writes its own record; an orphaned job is signalled
+/// directly.
+fn first_signal(target: &Holder, holders: &[ProcId], sigs: &[i32]) {
     match target.runonce.filter(|r| holders.contains(r)) {
         Some(r) => {
-            r.signal_each(&[signal, libc::SIGCONT]);
+            r.signal_each(sigs);
         }
         None => {
             for p in target.members(holders) {
-                p.signal_each(&[signal, libc::SIGCONT]);
+                p.signal_each(sigs);
             }
         }
     }

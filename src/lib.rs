@@ -10,6 +10,7 @@ pub mod config;
 pub mod crontab;
 pub mod docs;
 pub mod enforce;
+pub mod escalation;
 pub mod exit_code;
 pub mod files;
 pub mod fleet;

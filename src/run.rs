@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::cgroup::{self, Cgroup, Made};
 use crate::cli::{Contain, Wait};
 use crate::config::Config;
-use crate::enforce::{self, Enforced, Stop, Why};
+use crate::enforce::{self, Enforced, Why};
 use crate::exit_code;
 use crate::fleet::{self, Lease, Taken};
 use crate::holder::{self, Current, Holder};
@@ -125,10 +125,6 @@ impl Ctx<'_> {
             uid: sys::geteuid(),
             ..Holder::default()
         }
-    }
-
-    fn stop(&self) -> Stop {
-        Stop { signal: self.cfg.signal, kill_after: self.cfg.kill_after }
     }
 }
 
@@ -447,7 +443,7 @@ enum Shown {
 /// Ok(None): nothing to end after all; Err: the exit status.
 fn enforced(ctx: &mut Ctx, signals: &Signals, why: Why, me: &Holder) -> Result<Option<Lock>, u8> {
     let cfg = ctx.cfg;
-    match enforce::enforce(&cfg.site, cfg.slots, why, ctx.stop(), signals, me) {
+    match enforce::enforce(&cfg.site, cfg.slots, why, cfg.stop, signals, me) {
         Enforced::Got(l) => Ok(Some(l)),
         Enforced::NotNeeded => Ok(None),
         Enforced::Refused(msg) | Enforced::Unusable(msg) => Err(own_failure(ctx, &msg)),
@@ -544,8 +540,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
             foreground: cfg.foreground,
             keep_orphans: cfg.keep_orphans,
             timeout: cfg.timeout,
-            signal: cfg.signal,
-            kill_after: cfg.kill_after,
+            stop: cfg.stop,
             idle_timeout: cfg.idle_timeout,
             quiet: cfg.quiet,
             limits: &attempt_plan,

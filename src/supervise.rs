@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::Cgroup;
+use crate::escalation::{Escalating, Escalation};
 use crate::exit_code;
 use crate::limits;
 use crate::output::{Held, Stream};
@@ -40,8 +41,8 @@ pub struct Job<'a> {
     pub foreground: bool,
     pub keep_orphans: bool,
     pub timeout: Option<Duration>,
-    pub signal: i32,
-    pub kill_after: Duration,
+    /// How the job is stopped (a timeout, a lost lease, leftovers).
+    pub stop: Escalation,
     pub idle_timeout: Option<Duration>,
     pub quiet: bool,
     pub limits: &'a limits::Plan,
@@ -190,8 +191,7 @@ pub fn run(
         no_children: false,
         deadline: job.timeout.and_then(|t| t0.checked_add(t)),
         idle_deadline: job.idle_timeout.and_then(|t| t0.checked_add(t)),
-        kill_at: None,
-        killing: false,
+        escalation: job.stop.begin(),
         stopped_by: None,
         forwarded: None,
         sent: Vec::new(),
@@ -338,8 +338,7 @@ struct Supervisor<'a> {
     no_children: bool,
     deadline: Option<Instant>,
     idle_deadline: Option<Instant>,
-    kill_at: Option<Instant>,
-    killing: bool,
+    escalation: Escalating,
     stopped_by: Option<Outcome>,
     forwarded: Option<i32>,
     sent: Vec<i32>,
@@ -357,7 +356,7 @@ impl Supervisor<'_> {
             let drained = self.reap();
             let now = Instant::now();
             self.fire_deadlines(now);
-            if self.killing && !self.no_children {
+            if self.escalation.killing() && !self.no_children {
                 self.send(libc::SIGKILL);
             }
             if self.job_gone() {
@@ -438,15 +437,12 @@ impl Supervisor<'_> {
         if self.stopped_by.is_none() && self.forwarded.is_none() {
             self.leftovers = left.len() as u32;
         }
-        if !self.killing {
+        if !self.escalation.killing() {
             // the main process is reaped, so there is no group to signal
             // first: the walk just made is the one to use
-            self.record_sent(&[self.job.signal, libc::SIGCONT]);
-            self.signal_job(&[self.job.signal, libc::SIGCONT], Some(&left));
-            // a huge --kill-after means never
-            if let Some(at) = Instant::now().checked_add(self.job.kill_after) {
-                self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
-            }
+            let sigs = self.escalation.start(Instant::now());
+            self.record_sent(&sigs);
+            self.signal_job(&sigs, Some(&left));
         }
     }
 
@@ -465,25 +461,15 @@ impl Supervisor<'_> {
                 self.stop(Outcome::Idle, now);
             }
         }
-        if self.kill_at.is_some_and(|k| k <= now) {
-            self.kill_at = None;
-            self.killing = true;
-            self.send(libc::SIGKILL);
-        }
+        // SIGKILL, once due, goes out from the loop in `run`, round after round
+        self.escalation.kill_due(now);
     }
 
     /// A timeout or idle timeout: the first signal now, SIGKILL later.
     fn stop(&mut self, why: Outcome, now: Instant) {
         self.stopped_by = Some(why);
-        if self.job.signal == libc::SIGKILL {
-            self.killing = true;
-            self.send(libc::SIGKILL);
-            return;
-        }
-        // a stopped job must be able to act on the signal
-        self.send_all(&[self.job.signal, libc::SIGCONT]);
-        // a huge --kill-after means never, not at once
-        self.kill_at = now.checked_add(self.job.kill_after);
+        let sigs = self.escalation.start(now);
+        self.send_all(&sigs);
     }
 
     /// Sends `sig` to every process of the job: the process group while
@@ -580,15 +566,14 @@ impl Supervisor<'_> {
                 owners.push((i, true));
             }
         }
-        let mut next = [self.kill_at, self.pipe_grace, until].into_iter().flatten().min();
+        let rounds_over = self.escalation.killing() && self.no_children;
+        let escalation = self.escalation.next(now, KILL_ROUND).filter(|_| !rounds_over);
+        let mut next = [escalation, self.pipe_grace, until].into_iter().flatten().min();
         // a timeout that has fired is over: left in, its deadline (now in
         // the past) would make every poll return at once, a busy loop for
         // the whole --kill-after grace
         if self.running_unstopped() {
             next = [next, self.deadline, self.idle_deadline].into_iter().flatten().min();
-        }
-        if self.killing && !self.no_children {
-            next = Some(next.map_or(now + KILL_ROUND, |n| n.min(now + KILL_ROUND)));
         }
         let timeout = next.map(|n| n.saturating_duration_since(now));
         if sys::poll(&mut fds, timeout).is_err() {
