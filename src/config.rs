@@ -230,7 +230,7 @@ fn fleet_options(cli: &Cli) -> Result<Option<fleet::Options>, UsageError> {
 /// Longest basename kept in a default name: 55 + '-' + 8 hex digits = 64.
 const BASENAME_MAX: usize = 55;
 
-/// The default job name (cli.md section 2): the command's basename made
+/// The default job name (man page, DESCRIPTION): the command's basename made
 /// safe, '-', and 8 hex digits of a hash of the whole argv with argument
 /// boundaries, so `echo 'a b'` and `echo a b` are different jobs.
 pub fn default_name(argv: &[OsString]) -> String {

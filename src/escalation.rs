@@ -2,7 +2,7 @@
 //! timeout, a lost fleet lease, what the job left behind, `--replace`, an
 //! orphan past its deadline): `--signal` and SIGCONT, then after
 //! `--kill-after` SIGKILL, in rounds until nothing is left (man page,
-//! TIMEOUTS).  As timeout.c's `cleanup()` and watchexec's graceful stop,
+//! DESCRIPTION).  As timeout.c's `cleanup()` and watchexec's graceful stop,
 //! one place decides what is sent and when; the callers only say to whom.
 
 use std::time::{Duration, Instant};

@@ -37,7 +37,8 @@ impl std::fmt::Display for Unusable {
 }
 impl std::error::Error for Unusable {}
 
-/// The default lock directory for this user (cli.md section 2).
+/// The default lock directory for this user (man page, THE LOCK, "Lock
+/// directory").
 pub fn default_dir() -> PathBuf {
     default_dir_noted().0
 }

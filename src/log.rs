@@ -1,4 +1,4 @@
-//! Where records go (cli.md section 6): syslog (default), stderr, a JSON
+//! Where records go (man page, OUTPUT AND RECORDS): syslog (default), stderr, a JSON
 //! lines file, or nowhere.  A sink that fails never fails the job.
 
 use std::io::Write;

@@ -293,7 +293,7 @@ pub fn signal_name(sig: i32) -> String {
     }
 }
 
-/// Characters allowed in a job name (cli.md section 2).
+/// Characters allowed in a job name (man page, DESCRIPTION).
 pub fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
 }

@@ -1,4 +1,4 @@
-//! The record of a run (cli.md section 6): one struct, rendered as JSON for
+//! The record of a run (man page, OUTPUT AND RECORDS): one struct, rendered as JSON for
 //! the `json:` sink and `--status --json`, and as `key=value` words for
 //! syslog and stderr.  The JSON keys are a contract: add, never rename.
 
@@ -66,7 +66,7 @@ pub enum Event {
     Finish,
 }
 
-/// The JSON keys cli.md section 6 names for every finish record: a
+/// The JSON keys the man page (OUTPUT AND RECORDS) names for every finish record: a
 /// contract with users' log pipelines (add keys freely, never rename these).
 pub const CONTRACT_KEYS: &[&str] = &[
     "event",

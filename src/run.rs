@@ -7,7 +7,7 @@ use crate::cgroup::{self, Cgroup, Made};
 use crate::cli::{Contain, Wait};
 use crate::config::Config;
 use crate::enforce::{self, Enforced, Why};
-use crate::exit_code;
+use crate::exit_code::Exit;
 use crate::fleet::{self, Lease, Taken};
 use crate::holder::{self, Current, Holder};
 use crate::limits;
@@ -27,6 +27,8 @@ use crate::ui;
 /// How long runonce waits at the end for its records, state and metrics
 /// to be written (recorder.rs) before it lets go of the lock anyway.
 const RECORD_PATIENCE: Duration = Duration::from_secs(8);
+/// Why `--strict-limits` refuses to start the job.
+const STRICT: &str = "--strict-limits: a limit cannot be applied; the job was not started";
 /// Between two tries of a lock that was busy, then seemed free.
 const RETRY_STEP: Duration = Duration::from_millis(10);
 
@@ -128,6 +130,35 @@ impl Ctx<'_> {
     }
 }
 
+/// A run that ends without its job running to the end of its attempts
+/// (skipped, cooling down, refused, interrupted, runonce's own failure):
+/// the finish record, which carries the exit status, written once by
+/// [`Ctx::end`].
+struct Early {
+    rec: Box<Record>,
+    exit: Exit,
+}
+
+impl Ctx<'_> {
+    /// A finish record of `outcome` with its status `exit`.
+    fn ending(&self, outcome: Outcome, exit: Exit, message: Option<String>) -> Early {
+        let mut rec = self.record(Event::Finish, Some(outcome));
+        rec.exit = Some(exit.code());
+        rec.message = message;
+        Early { rec: Box::new(rec), exit }
+    }
+
+    /// Writes the record of a run that ended early; its status.
+    fn end(&mut self, early: Early) -> Exit {
+        self.finish(*early.rec);
+        early.exit
+    }
+
+    fn busy(&self) -> Exit {
+        Exit::Busy(self.cfg.busy_exit)
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -135,7 +166,7 @@ fn hostname() -> String {
 }
 
 /// Runs the job as configured; returns runonce's exit status.
-pub fn run(cfg: &Config, signals: &Signals) -> u8 {
+pub fn run(cfg: &Config, signals: &Signals) -> Exit {
     if cfg.quiet {
         ui::hold_warnings();
     }
@@ -192,41 +223,42 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
 }
 
 /// Everything up to the end of the run; the lock, if it was taken.
-fn run_unlocked(ctx: &mut Ctx, signals: &Signals) -> (u8, Option<Lock>) {
+fn run_unlocked(ctx: &mut Ctx, signals: &Signals) -> (Exit, Option<Lock>) {
+    let mut lock = None;
+    let exit = match up_to_the_end(ctx, signals, &mut lock) {
+        Ok(exit) => exit,
+        Err(early) => ctx.end(early),
+    };
+    (exit, lock)
+}
+
+/// Jitter, the circuit breaker, the lock (kept in `lock` once taken), the
+/// lease and the job.
+fn up_to_the_end(ctx: &mut Ctx, signals: &Signals, lock: &mut Option<Lock>) -> Result<Exit, Early> {
     let cfg = ctx.cfg;
     if let Err(e) = sys::become_subreaper() {
         ui::warn(&format!("cannot become a child subreaper ({e}): escaped processes may survive"));
     }
-    if let Err(e) = lock::prepare_dir(&cfg.lock_dir) {
-        return (own_failure(ctx, &e.to_string()), None);
-    }
+    lock::prepare_dir(&cfg.lock_dir).map_err(|e| own_failure(ctx, &e.to_string()))?;
     if let Some(max) = cfg.jitter {
         let delay = random_below(max);
         ctx.jitter = Some(delay);
         if let Some(sig) = signals.sleep(delay) {
-            return (interrupted(ctx, sig), None);
+            return Err(interrupted(ctx, sig));
         }
     }
-    if let Some(code) = circuit_open(ctx) {
-        return (code, None);
-    }
+    circuit_open(ctx)?;
     let wait_until = wait_deadline(cfg);
-    let lock = match take_lock(ctx, signals, wait_until) {
-        Ok(l) => l,
-        Err(code) => return (code, None),
-    };
+    let lock = lock.insert(take_lock(ctx, signals, wait_until)?);
     ctx.slot = Some(lock.slot);
-    let lease = match take_lease(ctx, signals, wait_until) {
-        Ok(l) => l,
-        Err(code) => return (code, Some(lock)),
-    };
-    let status = run_locked(ctx, &lock, signals, lease.as_ref());
+    let lease = take_lease(ctx, signals, wait_until)?;
+    let status = run_locked(ctx, lock, signals, lease.as_ref());
     if let Some(lease) = lease
         && let Err(e) = lease.release()
     {
         ui::warn(&format!("{e} (the lease expires by itself)"));
     }
-    (status, Some(lock))
+    status
 }
 
 /// `--wait`: None = do not wait, Some(None) = forever, else until when.
@@ -240,13 +272,13 @@ fn wait_deadline(cfg: &Config) -> Option<Option<Instant>> {
 }
 
 /// With `--lock-url`, the fleet lease, taken after the local lock (man
-/// page, FLEET).  Err is the exit status: busy (skipped), or the database
+/// page, FLEET).  Err ends the run: busy (skipped), or the database
 /// unusable (125, unless `--lock-url-optional` lets the run go on).
 fn take_lease(
     ctx: &mut Ctx,
     signals: &Signals,
     wait_until: Option<Option<Instant>>,
-) -> Result<Option<Lease>, u8> {
+) -> Result<Option<Lease>, Early> {
     let Some(opts) = &ctx.cfg.fleet else { return Ok(None) };
     let req = fleet::Request {
         name: ctx.cfg.name.clone(),
@@ -281,43 +313,33 @@ fn take_lease(
 
 /// Another host's run holds the lease: a skip as for a busy local lock,
 /// naming that host and its runonce's PID.
-fn lease_busy(ctx: &mut Ctx, holder: fleet::Holder) -> u8 {
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Skipped));
-    rec.exit = Some(ctx.cfg.busy_exit);
+fn lease_busy(ctx: &mut Ctx, holder: fleet::Holder) -> Early {
+    let message = format!(
+        "the fleet lease is held by {} (pid {}, token {})",
+        holder.host, holder.pid, holder.token
+    );
+    let mut early = ctx.ending(Outcome::Skipped, ctx.busy(), Some(message));
+    let rec = &mut early.rec;
     rec.holder_pid = Some(holder.pid);
     rec.holder_age_s = Some((holder.age_s.max(0.0) * 1000.0).round() / 1000.0);
     rec.fencing_token = Some(holder.token);
     rec.lease_host = Some(holder.host.clone());
     rec.lease_pid = Some(holder.pid);
-    rec.message = Some(format!(
-        "the fleet lease is held by {} (pid {}, token {})",
-        holder.host, holder.pid, holder.token
-    ));
     ctx.lease_seen = Some(holder);
-    ctx.finish(rec);
-    ctx.cfg.busy_exit
+    early
 }
 
-/// runonce's own failure before the job started: one line, a record, 125.
-fn own_failure(ctx: &mut Ctx, msg: &str) -> u8 {
+/// runonce's own failure before the job started: one line, and the record.
+fn own_failure(ctx: &Ctx, msg: &str) -> Early {
     ui::warn(msg);
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Error));
-    rec.exit = Some(exit_code::OWN_FAILURE);
-    rec.message = Some(msg.to_string());
-    ctx.finish(rec);
-    exit_code::OWN_FAILURE
+    ctx.ending(Outcome::Error, Exit::OwnFailure, Some(msg.to_string()))
 }
 
 /// A forwarded signal arrived before the job started: end as if the job
 /// had died of it.
-fn interrupted(ctx: &mut Ctx, sig: i32) -> u8 {
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Error));
-    let code = exit_code::for_signal(sig);
-    rec.exit = Some(code);
-    rec.message =
-        Some(format!("interrupted by SIG{} before the job started", parse::signal_name(sig)));
-    ctx.finish(rec);
-    code
+fn interrupted(ctx: &Ctx, sig: i32) -> Early {
+    let message = format!("interrupted by SIG{} before the job started", parse::signal_name(sig));
+    ctx.ending(Outcome::Error, Exit::Signal(sig), Some(message))
 }
 
 /// A uniformly random duration in [0, max), from the kernel's generator.
@@ -330,38 +352,35 @@ fn random_below(max: Duration) -> Duration {
     max.mul_f64(unit)
 }
 
-/// The circuit breaker (cli.md section 9): after N failed runs in a row,
+/// The circuit breaker (`--max-failures`, man page, OUTPUT AND RECORDS): after N failed runs in a row,
 /// skip until the cooldown has passed since the last failure.
-fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
-    let (max, cooldown) = ctx.cfg.breaker?;
+fn circuit_open(ctx: &Ctx) -> Result<(), Early> {
+    let Some((max, cooldown)) = ctx.cfg.breaker else { return Ok(()) };
     // a state file another user could have written decides nothing
-    let s = ctx.store.load_trusted(&ctx.cfg.name)?;
+    let Some(s) = ctx.store.load_trusted(&ctx.cfg.name) else { return Ok(()) };
     if s.consecutive_failures < u64::from(max) {
-        return None;
+        return Ok(());
     }
     let since = state::unix_now() - s.last_failure_unix.unwrap_or(0.0);
     // a failure in the future or at no time at all (a clock set back, a
     // damaged state file) would keep the circuit open for ever: let it run
     if !(0.0..cooldown.as_secs_f64()).contains(&since) {
-        return None;
+        return Ok(());
     }
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Cooldown));
-    rec.exit = Some(ctx.cfg.busy_exit);
-    rec.message = Some(format!(
+    let message = format!(
         "{} failures in a row; cooling down for {:.0}s more",
         s.consecutive_failures,
         cooldown.as_secs_f64() - since
-    ));
-    ctx.finish(rec);
-    Some(ctx.cfg.busy_exit)
+    );
+    Err(ctx.ending(Outcome::Cooldown, ctx.busy(), Some(message)))
 }
 
-/// Takes the lock, or decides the run is skipped.  Err is the exit status.
+/// Takes the lock, or decides the run is skipped (Err).
 fn take_lock(
     ctx: &mut Ctx,
     signals: &Signals,
     wait_until: Option<Option<Instant>>,
-) -> Result<Lock, u8> {
+) -> Result<Lock, Early> {
     let cfg = ctx.cfg;
     let me = ctx.me();
     loop {
@@ -440,8 +459,8 @@ enum Shown {
 }
 
 /// Ends the run holding the lock (enforce.rs) and takes its place.
-/// Ok(None): nothing to end after all; Err: the exit status.
-fn enforced(ctx: &mut Ctx, signals: &Signals, why: Why, me: &Holder) -> Result<Option<Lock>, u8> {
+/// Ok(None): nothing to end after all.
+fn enforced(ctx: &Ctx, signals: &Signals, why: Why, me: &Holder) -> Result<Option<Lock>, Early> {
     let cfg = ctx.cfg;
     match enforce::enforce(&cfg.site, cfg.slots, why, cfg.stop, signals, me) {
         Enforced::Got(l) => Ok(Some(l)),
@@ -452,10 +471,9 @@ fn enforced(ctx: &mut Ctx, signals: &Signals, why: Why, me: &Holder) -> Result<O
 }
 
 /// The job is busy: silent skip with a record naming the holder.
-fn skip(ctx: &mut Ctx, holder: Option<&Shown>, note: Option<&str>) -> u8 {
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Skipped));
-    rec.exit = Some(ctx.cfg.busy_exit);
-    rec.message = note.map(String::from);
+fn skip(ctx: &Ctx, holder: Option<&Shown>, note: Option<&str>) -> Early {
+    let mut early = ctx.ending(Outcome::Skipped, ctx.busy(), note.map(String::from));
+    let rec = &mut early.rec;
     match holder {
         Some(Shown::Run(h)) => {
             rec.holder_pid = h.shown_pid();
@@ -470,12 +488,16 @@ fn skip(ctx: &mut Ctx, holder: Option<&Shown>, note: Option<&str>) -> u8 {
         }
         None => {}
     }
-    ctx.finish(rec);
-    ctx.cfg.busy_exit
+    early
 }
 
 /// Everything that happens while the lock is held.
-fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Lease>) -> u8 {
+fn run_locked(
+    ctx: &mut Ctx,
+    lock: &Lock,
+    signals: &Signals,
+    lease: Option<&Lease>,
+) -> Result<Exit, Early> {
     let cfg = ctx.cfg;
     // records of the run start when the run does, not when runonce began waiting
     ctx.started = record::now_rfc3339();
@@ -486,10 +508,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
         ui::warn(&format!("limit not applied: {problem}"));
     }
     if cfg.strict_limits && !plan.unapplied.is_empty() {
-        return own_failure(
-            ctx,
-            "--strict-limits: a limit cannot be applied; the job was not started",
-        );
+        return Err(own_failure(ctx, STRICT));
     }
     let cgroup_fs = cgroup::Fs::discover();
     clear_stale_cgroup(lock, &cgroup_fs, &cfg.name);
@@ -505,20 +524,15 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
     loop {
         if let Some(why) = lease.and_then(Lease::lost) {
             // lost before this attempt could start (during a retry pause)
-            let mut rec = ctx.record(Event::Finish, Some(Outcome::LostLock));
-            rec.exit = Some(exit_code::TIMED_OUT);
-            rec.message = Some(lost_message(&why));
             ui::warn(&lost_message(&why));
-            return conclude(ctx, rec, held_all);
+            let early = ctx.ending(Outcome::LostLock, Exit::TimedOut, Some(lost_message(&why)));
+            return Ok(conclude(ctx, *early.rec, early.exit, held_all));
         }
         holder.deadline_mono_ns = cfg.timeout.map_or(0, |t| {
             sys::monotonic_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
         });
         holder.job = None;
-        let cgroup = match contain(ctx, &cgroup_fs) {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
+        let cgroup = contain(ctx, &cgroup_fs)?;
         if let Some(problem) = nproc_unenforced(cfg, cgroup.as_ref()) {
             if !ctx.unapplied.contains(&problem) {
                 ui::warn(&format!("limit not applied: {problem}"));
@@ -526,10 +540,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
             }
             if cfg.strict_limits {
                 close_cgroup(cgroup, false);
-                return own_failure(
-                    ctx,
-                    "--strict-limits: a limit cannot be applied; the job was not started",
-                );
+                return Err(own_failure(ctx, STRICT));
             }
         }
         holder.cgroups = cgroup.as_ref().map(Cgroup::identities).unwrap_or_default();
@@ -607,12 +618,12 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
                 // a signal stops the retries; the last attempt's status stands
                 rec.event = Event::Finish;
                 rec.message = Some(format!("retries stopped by SIG{}", parse::signal_name(sig)));
-                return conclude(ctx, rec, held_all);
+                return Ok(conclude(ctx, rec, ended.exit, held_all));
             }
             attempt += 1;
             continue;
         }
-        return conclude(ctx, rec, held_all);
+        return Ok(conclude(ctx, rec, ended.exit, held_all));
     }
 }
 
@@ -621,8 +632,8 @@ fn lost_message(why: &str) -> String {
 }
 
 /// Gives the attempt its own cgroup as `--contain` asks, and says in the
-/// records which way the job is contained.  Err is the exit status (125).
-fn contain(ctx: &mut Ctx, fs: &cgroup::Fs) -> Result<Option<Cgroup>, u8> {
+/// records which way the job is contained.  Err: runonce's own failure.
+fn contain(ctx: &mut Ctx, fs: &cgroup::Fs) -> Result<Option<Cgroup>, Early> {
     let cfg = ctx.cfg;
     ctx.contain = "pgroup".into();
     if cfg.contain == Contain::Pgroup {
@@ -753,7 +764,7 @@ fn backoff(cfg: &Config, attempt: u32) -> Duration {
 fn fill(rec: &mut Record, ended: &supervise::Ended) {
     rec.job_pid = ended.job_pid;
     rec.duration_s = Some(ended.duration.as_secs_f64());
-    rec.exit = Some(ended.exit);
+    rec.exit = Some(ended.exit.code());
     rec.signal = ended.signal.map(parse::signal_name);
     rec.sent = ended.sent.iter().map(|&s| parse::signal_name(s)).collect();
     rec.leftovers = ended.leftovers;
@@ -781,13 +792,13 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// The finish record, and the held output if the run did not succeed.
-fn conclude(ctx: &mut Ctx, mut rec: Record, held: Vec<Held>) -> u8 {
+/// The finish record, and the held output if the run did not succeed;
+/// `exit`, the status the record carries.
+fn conclude(ctx: &mut Ctx, mut rec: Record, exit: Exit, held: Vec<Held>) -> Exit {
     if rec.attempts.is_some() {
         // the attempt records have each attempt's; this is the whole run's
         rec.duration_s = Some(ctx.t0.elapsed().as_secs_f64());
     }
-    let exit = rec.exit.unwrap_or(exit_code::OWN_FAILURE);
     let failed = rec.outcome != Some(Outcome::Ok);
     ctx.finish(rec);
     if failed {

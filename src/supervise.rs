@@ -4,7 +4,7 @@
 //! it, even after a double fork or setsid.  One poll loop waits on a
 //! signalfd (SIGCHLD and the signals to forward), the job's output pipes if
 //! runonce sits in their path, and the next deadline: it uses no CPU while
-//! the job runs.  The kill sequence (cli.md section 4): `--signal` and
+//! the job runs.  The kill sequence (man page, DESCRIPTION; `escalation.rs`): `--signal` and
 //! SIGCONT to every process of the job, SIGKILL after `--kill-after` to
 //! whatever is left, in rounds until nothing is left.
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::Cgroup;
 use crate::escalation::{Escalating, Escalation};
-use crate::exit_code;
+use crate::exit_code::Exit;
 use crate::limits;
 use crate::output::{Held, Stream};
 use crate::procs::{self, ProcId, Strangers};
@@ -73,7 +73,7 @@ pub struct StopSource {
 pub struct Ended {
     pub job_pid: Option<i32>,
     pub outcome: Outcome,
-    pub exit: u8,
+    pub exit: Exit,
     /// Signal that ended the main process.
     pub signal: Option<i32>,
     /// Signals runonce sent, in order, without repeats.
@@ -129,7 +129,7 @@ pub fn run(
         for dst in [1, 2] {
             let (r, w) = match sys::pipe() {
                 Ok(p) => p,
-                Err(e) => return failed_start(t0, 125, format!("pipe: {e}")),
+                Err(e) => return failed_start(t0, Exit::OwnFailure, format!("pipe: {e}")),
             };
             if dst == 1 {
                 cmd.stdout(Stdio::from(w));
@@ -138,13 +138,13 @@ pub fn run(
             }
             match Stream::new(r, dst) {
                 Ok(s) => streams.push(s),
-                Err(e) => return failed_start(t0, 125, format!("pipe: {e}")),
+                Err(e) => return failed_start(t0, Exit::OwnFailure, format!("pipe: {e}")),
             }
         }
     }
     let (report_r, report_w) = match sys::pipe() {
         Ok(p) => p,
-        Err(e) => return failed_start(t0, exit_code::OWN_FAILURE, format!("pipe: {e}")),
+        Err(e) => return failed_start(t0, Exit::OwnFailure, format!("pipe: {e}")),
     };
     let setup = ChildSetup {
         unblock: sys::SigSet::of(&[]),
@@ -171,7 +171,7 @@ pub fn run(
         Err(e) => {
             let name = job.argv[0].to_string_lossy();
             let (code, what) = match report.setup {
-                Some(setup) => (exit_code::OWN_FAILURE, format!("cannot set up the job: {setup}")),
+                Some(setup) => (Exit::OwnFailure, format!("cannot set up the job: {setup}")),
                 None => spawn_failure(&e),
             };
             return failed_start(t0, code, format!("{name}: {what}"));
@@ -210,14 +210,14 @@ pub fn run(
 /// found 127, not executable 126, but a shortage of runonce's (descriptors,
 /// memory, processes) is runonce's own failure, 125, as a failed fork is
 /// for timeout(1).
-fn spawn_failure(e: &io::Error) -> (u8, String) {
+fn spawn_failure(e: &io::Error) -> (Exit, String) {
     match e.raw_os_error() {
         Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN) => {
-            (exit_code::OWN_FAILURE, format!("cannot start: {e}"))
+            (Exit::OwnFailure, format!("cannot start: {e}"))
         }
-        _ => match exit_code::for_exec_error(e) {
-            exit_code::NOT_FOUND => (exit_code::NOT_FOUND, "command not found".into()),
-            code => (code, format!("cannot execute: {e}")),
+        _ => match Exit::exec_error(e) {
+            Exit::NotFound => (Exit::NotFound, "command not found".into()),
+            exit => (exit, format!("cannot execute: {e}")),
         },
     }
 }
@@ -261,7 +261,7 @@ impl ChildReport {
     }
 }
 
-fn failed_start(t0: Instant, exit: u8, message: String) -> Ended {
+fn failed_start(t0: Instant, exit: Exit, message: String) -> Ended {
     Ended {
         job_pid: None,
         outcome: Outcome::Error,
@@ -637,14 +637,14 @@ impl Supervisor<'_> {
             + self.held.as_ref().map_or(0, |h| h.lost);
         let main_signal = status.and_then(|s| s.signal());
         let (outcome, exit) = match (self.stopped_by, status) {
-            (Some(why), _) => (why, exit_code::TIMED_OUT),
+            (Some(why), _) => (why, Exit::TimedOut),
             (None, Some(s)) => match (s.exit_code(), s.signal()) {
-                (Some(0), _) => (Outcome::Ok, 0),
-                (Some(c), _) => (Outcome::Failed, c as u8),
-                (None, Some(sig)) => (Outcome::Signaled, exit_code::for_signal(sig)),
-                (None, None) => (Outcome::Error, exit_code::OWN_FAILURE),
+                (Some(0), _) => (Outcome::Ok, Exit::Success),
+                (Some(c), _) => (Outcome::Failed, Exit::Job(c as u8)),
+                (None, Some(sig)) => (Outcome::Signaled, Exit::Signal(sig)),
+                (None, None) => (Outcome::Error, Exit::OwnFailure),
             },
-            (None, None) => (Outcome::Error, exit_code::OWN_FAILURE),
+            (None, None) => (Outcome::Error, Exit::OwnFailure),
         };
         Ended {
             job_pid: Some(self.main),
@@ -688,11 +688,11 @@ mod tests {
     fn shortages_at_spawn_are_runonces_own_failure() {
         let code = |errno| spawn_failure(&io::Error::from_raw_os_error(errno)).0;
         for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN] {
-            assert_eq!(code(errno), exit_code::OWN_FAILURE, "{errno}");
+            assert_eq!(code(errno), Exit::OwnFailure, "{errno}");
         }
-        assert_eq!(code(libc::ENOENT), exit_code::NOT_FOUND);
+        assert_eq!(code(libc::ENOENT), Exit::NotFound);
         for errno in [libc::EACCES, libc::ENOEXEC, libc::ETXTBSY, libc::E2BIG] {
-            assert_eq!(code(errno), exit_code::NOT_EXECUTABLE, "{errno}");
+            assert_eq!(code(errno), Exit::NotExecutable, "{errno}");
         }
     }
 }

@@ -1,5 +1,5 @@
 //! runonce's own messages on stderr.  Writes never panic and never change an
-//! exit status: stderr may be closed or full (cli.md section 7).
+//! exit status: stderr may be closed or full (man page, EXIT STATUS).
 //!
 //! Warnings are also noted for the run's finish record, and with `--quiet`
 //! they are held back: they reach stderr only if the run fails (see the man
