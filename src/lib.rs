@@ -4,9 +4,12 @@
 //! The binary's `main` only calls [`entry`]; the modules are public so that
 //! tests and benchmarks can reach the parts.
 
+pub mod backoff;
+pub mod breaker;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod contain;
 pub mod crontab;
 pub mod docs;
 pub mod enforce;

@@ -3,9 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cgroup::{self, Cgroup, Made};
-use crate::cli::{Contain, Wait};
+use crate::backoff;
+use crate::breaker;
+use crate::cgroup::{self, Cgroup};
+use crate::cli::Wait;
 use crate::config::Config;
+use crate::contain;
 use crate::enforce::{self, Enforced, Why};
 use crate::exit_code::Exit;
 use crate::fleet::{self, Lease, Taken};
@@ -241,7 +244,7 @@ fn up_to_the_end(ctx: &mut Ctx, signals: &Signals, lock: &mut Option<Lock>) -> R
     }
     lock::prepare_dir(&cfg.lock_dir).map_err(|e| own_failure(ctx, &e.to_string()))?;
     if let Some(max) = cfg.jitter {
-        let delay = random_below(max);
+        let delay = backoff::random_below(max);
         ctx.jitter = Some(delay);
         if let Some(sig) = signals.sleep(delay) {
             return Err(interrupted(ctx, sig));
@@ -342,37 +345,12 @@ fn interrupted(ctx: &Ctx, sig: i32) -> Early {
     ctx.ending(Outcome::Error, Exit::Signal(sig), Some(message))
 }
 
-/// A uniformly random duration in [0, max), from the kernel's generator.
-fn random_below(max: Duration) -> Duration {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        return Duration::ZERO;
-    }
-    let unit = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
-    max.mul_f64(unit)
-}
-
-/// The circuit breaker (`--max-failures`, man page, OUTPUT AND RECORDS): after N failed runs in a row,
-/// skip until the cooldown has passed since the last failure.
+/// The circuit breaker: a skip while it is open.
 fn circuit_open(ctx: &Ctx) -> Result<(), Early> {
-    let Some((max, cooldown)) = ctx.cfg.breaker else { return Ok(()) };
-    // a state file another user could have written decides nothing
-    let Some(s) = ctx.store.load_trusted(&ctx.cfg.name) else { return Ok(()) };
-    if s.consecutive_failures < u64::from(max) {
-        return Ok(());
+    match breaker::open(&ctx.store, &ctx.cfg.name, ctx.cfg.breaker) {
+        Some(message) => Err(ctx.ending(Outcome::Cooldown, ctx.busy(), Some(message))),
+        None => Ok(()),
     }
-    let since = state::unix_now() - s.last_failure_unix.unwrap_or(0.0);
-    // a failure in the future or at no time at all (a clock set back, a
-    // damaged state file) would keep the circuit open for ever: let it run
-    if !(0.0..cooldown.as_secs_f64()).contains(&since) {
-        return Ok(());
-    }
-    let message = format!(
-        "{} failures in a row; cooling down for {:.0}s more",
-        s.consecutive_failures,
-        cooldown.as_secs_f64() - since
-    );
-    Err(ctx.ending(Outcome::Cooldown, ctx.busy(), Some(message)))
 }
 
 /// Takes the lock, or decides the run is skipped (Err).
@@ -491,7 +469,24 @@ fn skip(ctx: &Ctx, holder: Option<&Shown>, note: Option<&str>) -> Early {
     early
 }
 
-/// Everything that happens while the lock is held.
+/// What stays the same from one attempt of a run to the next.
+struct Attempts<'a> {
+    lock: &'a Lock,
+    signals: &'a Signals,
+    lease: Option<&'a Lease>,
+    plan: limits::Plan,
+    fs: cgroup::Fs,
+    holder: Holder,
+    strangers: Strangers,
+    env: Vec<(String, String)>,
+    /// This attempt's number (1-based), and how many there may be.
+    number: u32,
+    total: u32,
+    /// The output held of each attempt so far (`--quiet`).
+    held: Vec<Held>,
+}
+
+/// Everything that happens while the lock is held: the attempts.
 fn run_locked(
     ctx: &mut Ctx,
     lock: &Lock,
@@ -510,254 +505,159 @@ fn run_locked(
     if cfg.strict_limits && !plan.unapplied.is_empty() {
         return Err(own_failure(ctx, STRICT));
     }
-    let cgroup_fs = cgroup::Fs::discover();
-    clear_stale_cgroup(lock, &cgroup_fs, &cfg.name);
-    let mut holder = ctx.me();
-    let attempts = cfg.retries.saturating_add(1);
-    let strangers = ctx.strangers.clone();
-    let mut held_all: Vec<Held> = Vec::new();
-    let mut attempt = 1;
-    let env: Vec<(String, String)> =
-        lease.map(|l| (fleet::TOKEN_ENV.to_string(), l.token.to_string())).into_iter().collect();
-    let stop_source =
-        lease.map(|l| supervise::StopSource { fd: l.lost_fd(), outcome: Outcome::LostLock });
+    let fs = cgroup::Fs::discover();
+    contain::clear_stale(lock, &fs, &cfg.name);
+    let mut run = Attempts {
+        lock,
+        signals,
+        lease,
+        plan,
+        fs,
+        holder: ctx.me(),
+        strangers: ctx.strangers.clone(),
+        env: lease
+            .map(|l| (fleet::TOKEN_ENV.to_string(), l.token.to_string()))
+            .into_iter()
+            .collect(),
+        number: 1,
+        total: cfg.retries.saturating_add(1),
+        held: Vec::new(),
+    };
     loop {
         if let Some(why) = lease.and_then(Lease::lost) {
             // lost before this attempt could start (during a retry pause)
             ui::warn(&lost_message(&why));
             let early = ctx.ending(Outcome::LostLock, Exit::TimedOut, Some(lost_message(&why)));
-            return Ok(conclude(ctx, *early.rec, early.exit, held_all));
+            return Ok(conclude(ctx, *early.rec, early.exit, run.held));
         }
-        holder.deadline_mono_ns = cfg.timeout.map_or(0, |t| {
-            sys::monotonic_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
-        });
-        holder.job = None;
-        let cgroup = contain(ctx, &cgroup_fs)?;
-        if let Some(problem) = nproc_unenforced(cfg, cgroup.as_ref()) {
-            if !ctx.unapplied.contains(&problem) {
-                ui::warn(&format!("limit not applied: {problem}"));
-                ctx.unapplied.push(problem);
-            }
-            if cfg.strict_limits {
-                close_cgroup(cgroup, false);
-                return Err(own_failure(ctx, STRICT));
-            }
+        let (ended, mut rec) = attempt(ctx, &mut run)?;
+        if !retriable(cfg, &ended) || run.number >= run.total {
+            return Ok(conclude(ctx, rec, ended.exit, run.held));
         }
-        holder.cgroups = cgroup.as_ref().map(Cgroup::identities).unwrap_or_default();
-        lock.write_holder(&holder);
-        let attempt_plan = attempt_plan(&plan, cgroup.as_ref());
-        let job = supervise::Job {
-            argv: &cfg.argv,
-            foreground: cfg.foreground,
-            keep_orphans: cfg.keep_orphans,
-            timeout: cfg.timeout,
-            stop: cfg.stop,
-            idle_timeout: cfg.idle_timeout,
-            quiet: cfg.quiet,
-            limits: &attempt_plan,
-            strict_limits: cfg.strict_limits,
-            lock_fd: std::os::fd::AsRawFd::as_raw_fd(&lock.file),
-            inherited: signals.inherited,
-            cgroup: cgroup.as_ref(),
-            strangers: &strangers,
-            env: &env,
-            stop_source,
-        };
-        let mut on_start = |pid: i32, not_joined: Option<&std::io::Error>| {
-            if let (Some(cg), Some(e)) = (&cgroup, not_joined) {
-                ui::warn(&format!(
-                    "the job (pid {pid}) could not join its cgroup {} ({e}): \
-                     it is contained by its process group only",
-                    cg.paths().join(", ")
-                ));
-                ctx.contain = "pgroup".into();
-            }
-            holder.job = ProcId::of(pid);
-            lock.write_holder(&holder);
-            if attempt == 1 {
-                let mut rec = ctx.record(Event::Start, None);
-                rec.job_pid = Some(pid);
-                rec.slot = (cfg.slots > 1).then_some(lock.slot);
-                ctx.emit(rec);
-                ctx.publish_start();
-            }
-        };
-        let mut ended = supervise::run(&job, signals, &mut on_start);
-        if ended.outcome == Outcome::LostLock {
-            let why = lease.and_then(Lease::lost).unwrap_or_default();
-            ended.message = Some(lost_message(&why));
+        rec.event = Event::Attempt;
+        rec.duration_s = Some(ended.duration.as_secs_f64());
+        ctx.emit(rec.clone());
+        let pause = backoff::retry_pause(cfg.retry_delay, cfg.retry_max_delay, run.number);
+        if let Some(sig) = signals.sleep(pause) {
+            // a signal stops the retries; the last attempt's status stands
+            rec.event = Event::Finish;
+            rec.message = Some(format!("retries stopped by SIG{}", parse::signal_name(sig)));
+            return Ok(conclude(ctx, rec, ended.exit, run.held));
         }
-        if let Some(msg) = &ended.message {
-            ui::warn(msg);
-        }
-        let usage = close_cgroup(cgroup, cfg.keep_orphans);
-        let mut rec = ctx.record(Event::Finish, Some(ended.outcome));
-        fill(&mut rec, &ended);
-        rec.cgroup_peak_bytes = usage.peak_bytes;
-        rec.oom_kills = usage.oom_kills;
-        rec.limit = limits::hit(&cfg.limits, &ending(&ended, usage));
-        rec.slot = (cfg.slots > 1).then_some(lock.slot);
-        if attempts > 1 {
-            rec.attempt = Some(attempt);
-            rec.attempts = Some(attempts);
-        }
-        if let Some(h) = ended.held {
-            held_all.push(h);
-        }
-        let retriable = ended.outcome.is_failure()
-            && ended.outcome != Outcome::Error
-            && ended.outcome != Outcome::LostLock
-            && (cfg.retry_on_timeout || !matches!(ended.outcome, Outcome::Timeout | Outcome::Idle))
-            && ended.forwarded.is_none();
-        if retriable && attempt < attempts {
-            rec.event = Event::Attempt;
-            rec.duration_s = Some(ended.duration.as_secs_f64());
-            ctx.emit(rec.clone());
-            let pause = backoff(cfg, attempt);
-            if let Some(sig) = signals.sleep(pause) {
-                // a signal stops the retries; the last attempt's status stands
-                rec.event = Event::Finish;
-                rec.message = Some(format!("retries stopped by SIG{}", parse::signal_name(sig)));
-                return Ok(conclude(ctx, rec, ended.exit, held_all));
-            }
-            attempt += 1;
-            continue;
-        }
-        return Ok(conclude(ctx, rec, ended.exit, held_all));
+        run.number += 1;
     }
+}
+
+/// Whether a failed attempt may be tried again (`--retries`).
+fn retriable(cfg: &Config, ended: &supervise::Ended) -> bool {
+    ended.outcome.is_failure()
+        && ended.outcome != Outcome::Error
+        && ended.outcome != Outcome::LostLock
+        && (cfg.retry_on_timeout || !matches!(ended.outcome, Outcome::Timeout | Outcome::Idle))
+        && ended.forwarded.is_none()
+}
+
+/// One attempt: contained as `--contain` asks, supervised to its end.
+/// How it ended, and its finish record.
+fn attempt(ctx: &mut Ctx, run: &mut Attempts) -> Result<(supervise::Ended, Record), Early> {
+    let cfg = ctx.cfg;
+    run.holder.deadline_mono_ns = cfg.timeout.map_or(0, |t| {
+        sys::monotonic_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+    });
+    run.holder.job = None;
+    ctx.contain = contain::PGROUP.into();
+    let cgroup = contain::attempt(cfg, &run.fs).map_err(|msg| own_failure(ctx, &msg))?;
+    if let Some(cg) = &cgroup {
+        ctx.contain = cg.contain().into();
+    }
+    if let Some(problem) = contain::nproc_unenforced(cfg, cgroup.as_ref()) {
+        if !ctx.unapplied.contains(&problem) {
+            ui::warn(&format!("limit not applied: {problem}"));
+            ctx.unapplied.push(problem);
+        }
+        if cfg.strict_limits {
+            contain::close(cgroup, false);
+            return Err(own_failure(ctx, STRICT));
+        }
+    }
+    run.holder.cgroups = cgroup.as_ref().map(Cgroup::identities).unwrap_or_default();
+    run.lock.write_holder(&run.holder);
+    let plan = contain::attempt_plan(&run.plan, cgroup.as_ref());
+    let job = supervise::Job {
+        argv: &cfg.argv,
+        foreground: cfg.foreground,
+        keep_orphans: cfg.keep_orphans,
+        timeout: cfg.timeout,
+        stop: cfg.stop,
+        idle_timeout: cfg.idle_timeout,
+        quiet: cfg.quiet,
+        limits: &plan,
+        strict_limits: cfg.strict_limits,
+        lock_fd: std::os::fd::AsRawFd::as_raw_fd(&run.lock.file),
+        inherited: run.signals.inherited,
+        cgroup: cgroup.as_ref(),
+        strangers: &run.strangers,
+        env: &run.env,
+        stop_source: run
+            .lease
+            .map(|l| supervise::StopSource { fd: l.lost_fd(), outcome: Outcome::LostLock }),
+    };
+    let mut on_start = |pid: i32, not_joined: Option<&std::io::Error>| {
+        if let (Some(cg), Some(e)) = (&cgroup, not_joined) {
+            ui::warn(&format!(
+                "the job (pid {pid}) could not join its cgroup {} ({e}): \
+                 it is contained by its process group only",
+                cg.paths().join(", ")
+            ));
+            ctx.contain = contain::PGROUP.into();
+        }
+        run.holder.job = ProcId::of(pid);
+        run.lock.write_holder(&run.holder);
+        if run.number == 1 {
+            let mut rec = ctx.record(Event::Start, None);
+            rec.job_pid = Some(pid);
+            rec.slot = (cfg.slots > 1).then_some(run.lock.slot);
+            ctx.emit(rec);
+            ctx.publish_start();
+        }
+    };
+    let mut ended = supervise::run(&job, run.signals, &mut on_start);
+    if ended.outcome == Outcome::LostLock {
+        let why = run.lease.and_then(Lease::lost).unwrap_or_default();
+        ended.message = Some(lost_message(&why));
+    }
+    if let Some(msg) = &ended.message {
+        ui::warn(msg);
+    }
+    let usage = contain::close(cgroup, cfg.keep_orphans);
+    let rec = attempt_record(ctx, run, &ended, usage);
+    run.held.extend(ended.held.take());
+    Ok((ended, rec))
+}
+
+/// The finish record of one attempt.
+fn attempt_record(
+    ctx: &Ctx,
+    run: &Attempts,
+    ended: &supervise::Ended,
+    usage: cgroup::Usage,
+) -> Record {
+    let cfg = ctx.cfg;
+    let mut rec = ctx.record(Event::Finish, Some(ended.outcome));
+    fill(&mut rec, ended);
+    rec.cgroup_peak_bytes = usage.peak_bytes;
+    rec.oom_kills = usage.oom_kills;
+    rec.limit = limits::hit(&cfg.limits, &ending(ended, usage));
+    rec.slot = (cfg.slots > 1).then_some(run.lock.slot);
+    if run.total > 1 {
+        rec.attempt = Some(run.number);
+        rec.attempts = Some(run.total);
+    }
+    rec
 }
 
 fn lost_message(why: &str) -> String {
     format!("the fleet lease was lost ({why}): the job was stopped")
-}
-
-/// Gives the attempt its own cgroup as `--contain` asks, and says in the
-/// records which way the job is contained.  Err: runonce's own failure.
-fn contain(ctx: &mut Ctx, fs: &cgroup::Fs) -> Result<Option<Cgroup>, Early> {
-    let cfg = ctx.cfg;
-    ctx.contain = "pgroup".into();
-    if cfg.contain == Contain::Pgroup {
-        return Ok(None);
-    }
-    let want = cgroup::Want {
-        job: &cfg.name,
-        runonce_pid: sys::getpid(),
-        memory: cfg.limits.memory,
-        nproc: cfg.limits.nproc,
-    };
-    let required = cfg.contain == Contain::Cgroup;
-    match cgroup::create(fs, &want) {
-        Made::Cgroup(cg) => {
-            ctx.contain = cg.contain().into();
-            Ok(Some(cg))
-        }
-        Made::Unavailable if required => Err(own_failure(
-            ctx,
-            "--contain cgroup: no cgroup runonce may create here \
-             (that needs root, or a delegated cgroup v2); the job was not started",
-        )),
-        Made::Unavailable => Ok(None),
-        Made::Failed(why) if required => {
-            Err(own_failure(ctx, &format!("--contain cgroup: {why}; the job was not started")))
-        }
-        Made::Failed(why) => {
-            ui::warn(&format!(
-                "{why}: the job runs without a cgroup (process group, per-process limits)"
-            ));
-            Ok(None)
-        }
-    }
-}
-
-/// `--nproc` with no pids cgroup to hold it falls back to RLIMIT_NPROC,
-/// which the kernel does not enforce on root (CAP_SYS_ADMIN or
-/// CAP_SYS_RESOURCE): then the limit is not applied, and that is said.
-fn nproc_unenforced(cfg: &Config, cgroup: Option<&Cgroup>) -> Option<String> {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    const CAP_SYS_ADMIN: u32 = 21;
-    let n = cfg.limits.nproc?;
-    if cgroup.is_some_and(Cgroup::limits_pids) {
-        return None;
-    }
-    let exempt = sys::has_capability(CAP_SYS_ADMIN) || sys::has_capability(CAP_SYS_RESOURCE);
-    exempt.then(|| {
-        format!(
-            "--nproc {n}: no pids cgroup here, and RLIMIT_NPROC does not bind a process \
-             with CAP_SYS_ADMIN or CAP_SYS_RESOURCE (root)"
-        )
-    })
-}
-
-/// `--nproc` is the pids controller's where it holds for the tree, and
-/// RLIMIT_NPROC (which counts all of the user's processes) only otherwise.
-fn attempt_plan(plan: &limits::Plan, cgroup: Option<&Cgroup>) -> limits::Plan {
-    let mut plan = plan.clone();
-    if cgroup.is_some_and(Cgroup::limits_pids) {
-        plan.rlimits.retain(|r| r.resource != libc::RLIMIT_NPROC);
-    }
-    plan
-}
-
-/// The job is over: its cgroup's memory figures, then the cgroup goes
-/// (kept orphans are moved out of it first).
-fn close_cgroup(cgroup: Option<Cgroup>, keep_orphans: bool) -> cgroup::Usage {
-    let Some(cg) = cgroup else {
-        return cgroup::Usage::default();
-    };
-    let usage = cg.usage();
-    if keep_orphans {
-        cg.release();
-    }
-    if let Err(e) = cg.remove() {
-        ui::warn(&e);
-    }
-    usage
-}
-
-/// The cgroups earlier runs left behind: those the previous holder's
-/// record names (its own, if its runonce is gone, and the leftovers it
-/// carried), whose processes belong to a run nobody supervises any more and
-/// which has let go of the lock: killed, and the cgroups removed, so that
-/// nothing leaks.  Only the very cgroups those runs made count (name and
-/// inode, `Holder::cgroup`): after PID reuse, a cgroup of the same name may
-/// be a live run's.  Empty ones no record names go too (`cgroup::sweep`).
-fn clear_stale_cgroup(lock: &Lock, fs: &cgroup::Fs, job: &str) {
-    cgroup::sweep(fs, job);
-    let Some(old) = &lock.previous else {
-        return;
-    };
-    for left in old.to_clear() {
-        let Some(cg) = left.cgroup() else {
-            continue;
-        };
-        let members = cg.members();
-        if !members.is_empty() {
-            ui::warn(&format!(
-                "{} process(es) of an earlier run of {} (its runonce, pid {}, is gone) \
-                 were still in its cgroup: killed",
-                members.len(),
-                left.name,
-                left.runonce_pid
-            ));
-            cg.kill();
-            cg.wait_empty(Duration::from_secs(2));
-        }
-        if let Err(e) = cg.remove() {
-            ui::warn(&e);
-        }
-    }
-}
-
-/// The pause before retry number `attempt` (1-based): the delay doubled
-/// each time, +-20% jitter, capped.  Huge values saturate ("effectively
-/// never"), they never overflow.
-fn backoff(cfg: &Config, attempt: u32) -> Duration {
-    let base = cfg.retry_delay.saturating_mul(1u32 << (attempt - 1).min(30));
-    let capped = base.min(cfg.retry_max_delay);
-    let jitter = 0.8 + 0.4 * random_below(Duration::from_secs(1)).as_secs_f64();
-    Duration::try_from_secs_f64(capped.as_secs_f64() * jitter)
-        .unwrap_or(Duration::MAX)
-        .min(cfg.retry_max_delay)
 }
 
 /// Copies what the supervisor learnt into the record.
