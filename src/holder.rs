@@ -154,9 +154,14 @@ impl Holder {
         self.job.filter(ProcId::alive).or(self.runonce).map(|p| p.pid)
     }
 
-    /// runonce is gone but the lock is still held: the job is orphaned.
+    /// The lock is held but not by the recorded runonce: the job is
+    /// orphaned.  Proven, as everything a record says: a live process
+    /// under the recorded PID and start that does not hold this very lock
+    /// is no runonce supervising the run (nor is a record without one).
     pub fn orphaned(&self) -> bool {
-        self.runonce.is_some_and(|r| !r.alive())
+        let (dev, ino) = self.lock;
+        self.runonce
+            .is_none_or(|r| !r.alive() || !procs::holds_ofd(r.pid, dev, ino, Some(self.ofd)))
     }
 
     pub fn age_secs(&self) -> f64 {

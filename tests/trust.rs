@@ -458,6 +458,46 @@ fn replace_on_a_lock_file_a_user_made_signals_nothing() {
     assert!(victim.untouched());
 }
 
+/// A holder record another user owns decides nothing, even one that names
+/// the very run holding the lock (as if the lock directory had once been
+/// that user's): its "passed" deadline is not enforced; the run skips and
+/// the orphan, whose own deadline is far off, lives on.  The genuine record,
+/// put back, is believed again.
+#[test]
+fn a_holder_record_another_user_owns_is_ignored() {
+    let env = shared_env();
+    let mallory = mallory();
+    let pid_file = env.path("job.pid");
+    let mut first = root_cmd(&env)
+        .args(["-n", "owned", "-t", "1h", "--", "sh", "-c"])
+        .arg(format!("echo $$ > {}; exec sleep 1000", pid_file.display()))
+        .spawn()
+        .unwrap();
+    let job = read_pid(&pid_file);
+    let record = env.lock_dir.join("owned.holder");
+    assert!(wait_until(SLACK, || runonce::holder::Holder::load(&record)
+        .is_some_and(|h| h.job.is_some())));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let genuine = fs::read_to_string(&record).unwrap();
+    let overdue = genuine
+        .lines()
+        .map(|l| if l.starts_with("deadline_mono_ns=") { "deadline_mono_ns=1" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    fs::write(&record, &overdue).unwrap();
+    std::os::unix::fs::chown(&record, Some(mallory.0), Some(mallory.1)).unwrap();
+    let o = root_cmd(&env).args(["-n", "owned", "-k", "0.2", "--", "true"]).output().unwrap();
+    assert_eq!(code(&o), 75, "the record was believed: {}", stderr(&o));
+    assert!(alive(job), "the orphan was ended on another user's word");
+    // root's own record saying the same is believed: the orphan is ended
+    std::os::unix::fs::chown(&record, Some(0), Some(0)).unwrap();
+    let o = root_cmd(&env).args(["-n", "owned", "-k", "0.2", "--", "true"]).output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(wait_until(SLACK, || !alive(job)), "the overdue orphan lives on");
+}
+
 /// The job of the concurrency tests: notes when two runs overlap.
 fn probe_job(dir: &Path, secs: &str) -> String {
     format!(
@@ -1565,4 +1605,56 @@ fn random_records_never_signal_outside_the_job() {
             Ok(())
         })
         .unwrap();
+}
+
+/// Every aim of the property test in a record otherwise genuine (random
+/// cases seldom get all the other fields right at once): the run ends the
+/// orphan through the lock it holds and takes its place, and the processes
+/// the record points at live on.
+#[test]
+fn genuine_records_aimed_at_bystanders_never_signal_them() {
+    let aims = [
+        (Aim::Runonce, false),
+        (Aim::Runonce, true),
+        (Aim::Job, false),
+        (Aim::Job, true),
+        (Aim::CageAsOwn, true),
+        (Aim::CageAsLeftover, true),
+        (Aim::CageAsOthersLeftover, true),
+    ];
+    for (aim, caged) in aims {
+        // a record of another job's name describes nothing here: the
+        // orphan is then no proven run (--replace refuses, a waiter waits
+        // for it to end by itself, which it does not)
+        let named_other = matches!(aim, Aim::CageAsOwn | Aim::CageAsOthersLeftover);
+        let wait = if named_other { "--wait=1" } else { "--wait=60" };
+        for mode in ["--replace", wait] {
+            let mut scene = Scene::new(true);
+            let spec = Spec {
+                aim,
+                caged,
+                name: Pick::Real,
+                runonce: Pick::Real,
+                job: Pick::Real,
+                numbers: [Pick::Real, Pick::Real, Pick::Real],
+                lock: Pick::Real,
+                ofd: Pick::Real,
+                junk: Vec::new(),
+                end: true,
+            };
+            let text = spec.text(&scene);
+            fs::write(scene.env.lock_dir.join("prop.holder"), &text).unwrap();
+            let o = root_cmd(&scene.env)
+                .args(["-n", "prop", "-k", "0.2", mode, "--", "true"])
+                .output()
+                .unwrap();
+            let ctx = format!("{aim:?} caged={caged} {mode}: {}\nrecord:\n{text}", stderr(&o));
+            assert!(scene.unharmed(), "a bystander was signalled: {ctx}");
+            if !named_other {
+                assert_eq!(code(&o), 0, "the orphan was not ended: {ctx}");
+                let orphan = scene.record.as_ref().and_then(|r| r.job).unwrap();
+                assert!(!orphan.alive(), "the orphan lives on: {ctx}");
+            }
+        }
+    }
 }
