@@ -9,8 +9,8 @@
 //! | timeout.sh | status passes | `sh -c 'exit 2'` → 2 | same | pass |
 //! | timeout.sh | timeout | `timeout .1 sleep 10` → 124 | `-t .1` | pass |
 //! | timeout.sh | --preserve-status | 128+TERM | always 124; the record's `signal` says TERM | difference |
-//! | timeout.sh | -s0 -k1 | `-s0 -k1 .1 sleep 10` → 124 | `-s KILL -t 1.1` (no signal 0) | pass |
-//! | timeout.sh | --foreground -s0 -k1 | → 124 | `--foreground -s KILL -t 1.1` | pass |
+//! | timeout.sh | -s0 -k1 | `-s0 -k1 .1 sleep 10` → 137 (128+KILL), not 124 | `-s KILL -t 1.1` (no signal 0): 124, the record's `signal` is KILL | difference |
+//! | timeout.sh | --foreground -s0 -k1 | → 137, not 124 | `--foreground -s KILL -t 1.1`: 124 | difference |
 //! | timeout.sh | SIGCHLD ignored | `(trap '' CHLD; exec timeout 10 true)` → 0 | same | pass |
 //! | timeout.sh | started with a child | `$(sleep .1 & exec timeout .5 sh -c 'sleep 2; echo foo')` → "", 124 | same | pass |
 //! | timeout.sh | --verbose | "sending signal …" on stderr | no -v; `--log stderr` prints the record with `sent=` | difference |
@@ -22,7 +22,7 @@
 //! | timeout-blocked.pl | ALRM blocked by the parent | `.1 sleep 10` → 124 | same | pass |
 //! | init-parent.sh | PID 1 of a new namespace | `timeout 10 sleep 2` → 0, `.1 sleep 10` → 124 | same | pass (2) |
 //!
-//! 35 cases: 32 pass, 3 documented differences (man page, COMPATIBILITY).
+//! 35 cases: 30 pass, 5 documented differences (man page, COMPATIBILITY).
 
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
@@ -60,7 +60,7 @@ fn timeout_sh_preserve_status_is_in_the_record() {
 }
 
 #[test]
-fn timeout_sh_kill_delay_still_124() {
+fn timeout_sh_kill_delay_is_124_not_137() {
     let env = Env::new();
     for fg in [&[][..], &["--foreground"]] {
         let o = env
