@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use crate::fleet;
 use crate::lock::Site;
-use crate::log::Logger;
 use crate::metrics;
 use crate::record::{Outcome, Record};
+use crate::sink::Logger;
 use crate::state::{self, JobState, Store};
 use crate::ui;
 
