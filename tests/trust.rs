@@ -1330,7 +1330,9 @@ fn pick() -> impl Strategy<Value = Pick> {
         Just("18446744073709551616".to_string()),
         "[ -~]{0,24}",
     ];
-    prop_oneof![7 => Just(Pick::Real), 3 => garbage.prop_map(Pick::Raw)]
+    // mostly genuine: a record is read only if every field parses, so one
+    // or two spoiled fields a case reach further than many
+    prop_oneof![9 => Just(Pick::Real), 1 => garbage.prop_map(Pick::Raw)]
 }
 
 impl Pick {
