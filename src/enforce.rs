@@ -186,11 +186,13 @@ fn stop_run(site: &Site, target: &Holder, stop: Escalation, signals: &Signals) -
                 }
             }
             if escalation.killing() {
-                if let Some(cg) = target.cgroup() {
+                let kill = escalation.kill_signal();
+                // cgroup.kill sends SIGKILL, all at once
+                if let Some(cg) = target.cgroup().filter(|_| kill == libc::SIGKILL) {
                     cg.kill();
                 }
                 for p in target.members(&holders) {
-                    p.signal(libc::SIGKILL);
+                    p.signal(kill);
                 }
             }
             signalled = true;

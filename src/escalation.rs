@@ -37,9 +37,9 @@ impl Escalating {
     /// KILL` needs no grace; otherwise a stopped process must be able to
     /// act on the signal, so SIGCONT follows it.
     pub fn start(&mut self, now: Instant) -> Vec<i32> {
-        if self.plan.signal == libc::SIGKILL {
+        if self.plan.signal == self.kill_signal() {
             self.killing = true;
-            return vec![libc::SIGKILL];
+            return vec![self.plan.signal];
         }
         // a huge --kill-after means never, not at once
         if let Some(at) = now.checked_add(self.plan.grace) {
@@ -60,6 +60,11 @@ impl Escalating {
 
     pub fn killing(&self) -> bool {
         self.killing
+    }
+
+    /// What each round after the grace sends.
+    pub fn kill_signal(&self) -> i32 {
+        libc::SIGKILL
     }
 
     /// When to look again: the end of the grace, or, while killing, the

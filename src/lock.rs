@@ -307,7 +307,7 @@ impl Lock {
     /// Releases the lock for every process sharing the open file
     /// description: for `--keep-orphans`, whose orphans inherited it.
     pub fn release_shared(&self) {
-        sys::unlock(self.file.as_raw_fd());
+        let _ = self.file.unlock();
     }
 }
 

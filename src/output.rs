@@ -169,7 +169,7 @@ pub struct Stream {
 
 impl Stream {
     pub fn new(src: OwnedFd, dst: RawFd) -> io::Result<Stream> {
-        sys::set_nonblocking(src.as_raw_fd())?;
+        sys::set_nonblocking(&src)?;
         Ok(Stream { src: Some(src), dst, pending: Vec::new(), dst_broken: false, lost: 0 })
     }
 

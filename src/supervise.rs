@@ -246,7 +246,7 @@ impl ChildReport {
 
     fn read(fd: &OwnedFd) -> ChildReport {
         let mut report = ChildReport::default();
-        let _ = sys::set_nonblocking(fd.as_raw_fd());
+        let _ = sys::set_nonblocking(fd);
         let mut buf = [0u8; 64];
         let n = sys::read_fd(fd.as_raw_fd(), &mut buf).unwrap_or(0);
         for msg in buf[..n].chunks_exact(5) {
@@ -357,7 +357,7 @@ impl Supervisor<'_> {
             let now = Instant::now();
             self.fire_deadlines(now);
             if self.escalation.killing() && !self.no_children {
-                self.send(libc::SIGKILL);
+                self.send(self.escalation.kill_signal());
             }
             if self.job_gone() {
                 if self.streams.iter().all(|s| !s.is_open()) {
