@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::{Cli, Contain, Wait};
 use crate::escalation::Escalation;
@@ -56,6 +56,18 @@ pub struct Config {
     pub breaker: Option<(u32, Duration)>,
     /// `--lock-url` and its options (man page, FLEET).
     pub fleet: Option<fleet::Options>,
+}
+
+impl Config {
+    /// `--wait`: None = do not wait, Some(None) = forever, else until when.
+    /// One deadline for the local lock and the fleet lease together.
+    pub fn wait_until(&self) -> Option<Option<Instant>> {
+        match self.wait {
+            None | Some(Wait::Up(Duration::ZERO)) => None,
+            Some(Wait::Forever) => Some(None),
+            Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
+        }
+    }
 }
 
 /// A usage error found after parsing: one line, exit 125.

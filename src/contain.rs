@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::cgroup::{self, Cgroup, Made};
+use crate::cgroup::{self, Made};
+// the run sees cgroups through this module only
+pub use crate::cgroup::{Cgroup, Fs, Usage};
 use crate::cli::Contain;
 use crate::config::Config;
 use crate::limits;
@@ -19,7 +21,7 @@ pub const PGROUP: &str = "pgroup";
 /// The attempt's own cgroup as `--contain` asks (None: its process group
 /// holds it).  Err: why runonce must not start the job (`--contain
 /// cgroup` and no cgroup could be made).
-pub fn attempt(cfg: &Config, fs: &cgroup::Fs) -> Result<Option<Cgroup>, String> {
+pub fn attempt(cfg: &Config, fs: &Fs) -> Result<Option<Cgroup>, String> {
     if cfg.contain == Contain::Pgroup {
         return Ok(None);
     }
@@ -81,9 +83,9 @@ pub fn attempt_plan(plan: &limits::Plan, cgroup: Option<&Cgroup>) -> limits::Pla
 
 /// The attempt is over: its cgroup's memory figures, then the cgroup goes
 /// (kept orphans are moved out of it first).
-pub fn close(cgroup: Option<Cgroup>, keep_orphans: bool) -> cgroup::Usage {
+pub fn close(cgroup: Option<Cgroup>, keep_orphans: bool) -> Usage {
     let Some(cg) = cgroup else {
-        return cgroup::Usage::default();
+        return Usage::default();
     };
     let usage = cg.usage();
     if keep_orphans {
@@ -102,7 +104,7 @@ pub fn close(cgroup: Option<Cgroup>, keep_orphans: bool) -> cgroup::Usage {
 /// nothing leaks.  Only the very cgroups those runs made count (name and
 /// inode, `Holder::cgroup`): after PID reuse, a cgroup of the same name may
 /// be a live run's.  Empty ones no record names go too (`cgroup::sweep`).
-pub fn clear_stale(lock: &Lock, fs: &cgroup::Fs, job: &str) {
+pub fn clear_stale(lock: &Lock, fs: &Fs, job: &str) {
     cgroup::sweep(fs, job);
     let Some(old) = &lock.previous else {
         return;

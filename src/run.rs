@@ -5,10 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::backoff;
 use crate::breaker;
-use crate::cgroup::{self, Cgroup};
-use crate::cli::Wait;
 use crate::config::Config;
-use crate::contain;
+use crate::contain::{self, Cgroup};
 use crate::enforce::{self, Enforced, Why};
 use crate::exit_code::Exit;
 use crate::fleet::{self, Lease, Taken};
@@ -19,9 +17,8 @@ use crate::output::Held;
 use crate::parse;
 use crate::procs::{ProcId, Strangers};
 use crate::record::{self, Event, Outcome, Record};
-use crate::recorder::{Recorder, Sinks};
+use crate::recorder::Recorder;
 use crate::signals::Signals;
-use crate::sink::Logger;
 use crate::state::{self, Store};
 use crate::supervise;
 use crate::sys;
@@ -173,22 +170,10 @@ pub fn run(cfg: &Config, signals: &Signals) -> Exit {
     if cfg.quiet {
         ui::hold_warnings();
     }
-    let store = if cfg.state_private {
-        Store::private(cfg.state_dir.clone())
-    } else {
-        Store::new(cfg.state_dir.clone())
-    };
-    let logger = Logger::new(cfg.log.clone(), cfg.facility, cfg.syslog_socket.clone());
-    let sinks = Sinks::new(
-        logger,
-        store.clone(),
-        cfg.name.clone(),
-        cfg.metrics_dir.clone(),
-        cfg.site.clone(),
-    );
+    let (recorder, store) = Recorder::for_run(cfg);
     let mut ctx = Ctx {
         cfg,
-        recorder: Recorder::new(sinks),
+        recorder,
         store,
         started: record::now_rfc3339(),
         t0: Instant::now(),
@@ -251,7 +236,7 @@ fn up_to_the_end(ctx: &mut Ctx, signals: &Signals, lock: &mut Option<Lock>) -> R
         }
     }
     circuit_open(ctx)?;
-    let wait_until = wait_deadline(cfg);
+    let wait_until = cfg.wait_until();
     let lock = lock.insert(take_lock(ctx, signals, wait_until)?);
     ctx.slot = Some(lock.slot);
     let lease = take_lease(ctx, signals, wait_until)?;
@@ -262,16 +247,6 @@ fn up_to_the_end(ctx: &mut Ctx, signals: &Signals, lock: &mut Option<Lock>) -> R
         ui::warn(&format!("{e} (the lease expires by itself)"));
     }
     status
-}
-
-/// `--wait`: None = do not wait, Some(None) = forever, else until when.
-/// One deadline for the local lock and the fleet lease together.
-fn wait_deadline(cfg: &Config) -> Option<Option<Instant>> {
-    match cfg.wait {
-        None | Some(Wait::Up(Duration::ZERO)) => None,
-        Some(Wait::Forever) => Some(None),
-        Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
-    }
 }
 
 /// With `--lock-url`, the fleet lease, taken after the local lock (man
@@ -475,7 +450,7 @@ struct Attempts<'a> {
     signals: &'a Signals,
     lease: Option<&'a Lease>,
     plan: limits::Plan,
-    fs: cgroup::Fs,
+    fs: contain::Fs,
     holder: Holder,
     strangers: Strangers,
     env: Vec<(String, String)>,
@@ -505,7 +480,7 @@ fn run_locked(
     if cfg.strict_limits && !plan.unapplied.is_empty() {
         return Err(own_failure(ctx, STRICT));
     }
-    let fs = cgroup::Fs::discover();
+    let fs = contain::Fs::discover();
     contain::clear_stale(lock, &fs, &cfg.name);
     let mut run = Attempts {
         lock,
@@ -640,7 +615,7 @@ fn attempt_record(
     ctx: &Ctx,
     run: &Attempts,
     ended: &supervise::Ended,
-    usage: cgroup::Usage,
+    usage: contain::Usage,
 ) -> Record {
     let cfg = ctx.cfg;
     let mut rec = ctx.record(Event::Finish, Some(ended.outcome));
@@ -676,7 +651,7 @@ fn fill(rec: &mut Record, ended: &supervise::Ended) {
 }
 
 /// What the attempt's limits need to know of its end.
-fn ending(ended: &supervise::Ended, cgroup: cgroup::Usage) -> limits::Ending {
+fn ending(ended: &supervise::Ended, cgroup: contain::Usage) -> limits::Ending {
     limits::Ending {
         outcome: ended.outcome,
         signal: ended.signal,
