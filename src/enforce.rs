@@ -116,17 +116,7 @@ pub fn enforce(
 /// not written its record yet (it does right after taking the lock).
 fn about_to_record(locker: Option<i32>) -> bool {
     let Some(pid) = locker else { return false };
-    let same_exe = match (
-        std::fs::metadata(format!("/proc/{pid}/exe")),
-        std::fs::metadata("/proc/self/exe"),
-    ) {
-        (Ok(a), Ok(b)) => {
-            use std::os::unix::fs::MetadataExt;
-            (a.dev(), a.ino()) == (b.dev(), b.ino())
-        }
-        _ => false,
-    };
-    same_exe && procs::uid_of(pid) == Some(sys::geteuid())
+    procs::runs_our_program(pid) && procs::uid_of(pid) == Some(sys::geteuid())
 }
 
 fn unknown_holder(lock: &Path, holder: Option<i32>) -> String {

@@ -58,11 +58,12 @@ impl Outcome {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Event {
     Start,
     Attempt,
+    #[default]
     Finish,
 }
 
@@ -90,7 +91,7 @@ pub const CONTRACT_KEYS: &[&str] = &[
 
 /// One record.  `None` fields are left out of the JSON, except those the
 /// contract lists for every finish record, which are written as null.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Record {
     pub event: Event,
     pub name: String,
@@ -295,26 +296,8 @@ mod tests {
             maxrss_kib: 512 * 1024,
             argv: vec!["/opt/run.py".into(), "a b".into()],
             contain: "pgroup".into(),
-            limits_unapplied: vec![],
-            holder_pid: None,
-            holder_age_s: None,
-            consecutive_skips: None,
-            attempt: None,
-            attempts: None,
-            slot: None,
-            jitter_s: None,
-            cgroup_peak_bytes: None,
-            oom_kills: None,
-            output_lost_bytes: None,
-            limit: None,
-            message: None,
-            warnings: vec![],
-            fencing_token: None,
-            lease_host: None,
-            lease_pid: None,
-            lease_error: None,
             host: "h".into(),
-            uid: 0,
+            ..Record::default()
         }
     }
 

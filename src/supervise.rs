@@ -8,7 +8,6 @@
 //! SIGCONT to every process of the job, SIGKILL after `--kill-after` to
 //! whatever is left, in rounds until nothing is left.
 
-use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -16,7 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::Cgroup;
-use crate::escalation::{Escalating, Escalation};
+use crate::config::Config;
+use crate::escalation::Escalating;
 use crate::exit_code::Exit;
 use crate::limits;
 use crate::output::{Held, Stream};
@@ -36,17 +36,12 @@ const PIPE_GRACE: Duration = Duration::from_millis(200);
 /// The poll entry of the job's `StopSource`.
 const STOP_SOURCE: usize = usize::MAX - 1;
 
+/// One attempt to supervise: the run's options (`--timeout`, `--signal`,
+/// `--quiet`...) and what this attempt adds to them.
 pub struct Job<'a> {
-    pub argv: &'a [OsString],
-    pub foreground: bool,
-    pub keep_orphans: bool,
-    pub timeout: Option<Duration>,
-    /// How the job is stopped (a timeout, a lost lease, leftovers).
-    pub stop: Escalation,
-    pub idle_timeout: Option<Duration>,
-    pub quiet: bool,
+    pub cfg: &'a Config,
+    /// The attempt's limits (`contain::attempt_plan`).
     pub limits: &'a limits::Plan,
-    pub strict_limits: bool,
     /// The lock's descriptor: handed to the job so the lock lives as long
     /// as any of its processes.
     pub lock_fd: RawFd,
@@ -117,41 +112,41 @@ pub fn run(
     started: &mut dyn FnMut(i32, Option<&io::Error>),
 ) -> Ended {
     let t0 = Instant::now();
-    let capture = job.quiet || job.idle_timeout.is_some();
-    let mut streams = Vec::new();
-    let mut cmd = Command::new(&job.argv[0]);
-    cmd.args(&job.argv[1..]);
+    let (main, report, streams) = match spawn(job) {
+        Ok(spawned) => spawned,
+        Err((exit, message)) => return failed_start(t0, exit, message),
+    };
+    started(main, report.join.as_ref());
+    let mut sup = Supervisor::new(job, main, streams, t0);
+    sup.run(signals);
+    sup.finish(t0)
+}
+
+/// A job that could not be started: its status and the words saying why.
+type NotStarted = (Exit, String);
+
+fn pipe_failed(e: io::Error) -> NotStarted {
+    (Exit::OwnFailure, format!("pipe: {e}"))
+}
+
+/// Forks and execs the job (its output through pipes if runonce must read
+/// it): the job's PID, what the child said about its set-up, the streams.
+fn spawn(job: &Job) -> Result<(i32, ChildReport, Vec<Stream>), NotStarted> {
+    let mut cmd = Command::new(&job.cfg.argv[0]);
+    cmd.args(&job.cfg.argv[1..]);
     cmd.envs(job.env.iter().map(|(k, v)| (k, v)));
-    if !job.foreground {
+    if !job.cfg.foreground {
         cmd.process_group(0);
     }
-    if capture {
-        for dst in [1, 2] {
-            let (r, w) = match sys::pipe() {
-                Ok(p) => p,
-                Err(e) => return failed_start(t0, Exit::OwnFailure, format!("pipe: {e}")),
-            };
-            if dst == 1 {
-                cmd.stdout(Stdio::from(w));
-            } else {
-                cmd.stderr(Stdio::from(w));
-            }
-            match Stream::new(r, dst) {
-                Ok(s) => streams.push(s),
-                Err(e) => return failed_start(t0, Exit::OwnFailure, format!("pipe: {e}")),
-            }
-        }
-    }
-    let (report_r, report_w) = match sys::pipe() {
-        Ok(p) => p,
-        Err(e) => return failed_start(t0, Exit::OwnFailure, format!("pipe: {e}")),
-    };
+    let capture = job.cfg.quiet || job.cfg.idle_timeout.is_some();
+    let streams = if capture { capture_output(&mut cmd)? } else { Vec::new() };
+    let (report_r, report_w) = sys::pipe().map_err(pipe_failed)?;
     let setup = ChildSetup {
         unblock: sys::SigSet::of(&[]),
         inherited: job.inherited,
         lock_fd: job.lock_fd,
         limits: job.limits.clone(),
-        strict: job.strict_limits,
+        strict: job.cfg.strict_limits,
         cgroup_fds: job.cgroup.map(Cgroup::join_fds).unwrap_or_default(),
         report: report_w.as_raw_fd(),
     };
@@ -166,44 +161,31 @@ pub fn run(
     // returns only after that: everything is in the pipe now
     drop(report_w);
     let report = ChildReport::read(&report_r);
-    let child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            let name = job.argv[0].to_string_lossy();
-            let (code, what) = match report.setup {
-                Some(setup) => (Exit::OwnFailure, format!("cannot set up the job: {setup}")),
-                None => spawn_failure(&e),
-            };
-            return failed_start(t0, code, format!("{name}: {what}"));
-        }
-    };
+    let child = spawned.map_err(|e| {
+        let name = job.cfg.argv[0].to_string_lossy();
+        let (code, what) = match &report.setup {
+            Some(setup) => (Exit::OwnFailure, format!("cannot set up the job: {setup}")),
+            None => spawn_failure(&e),
+        };
+        (code, format!("{name}: {what}"))
+    })?;
     drop(cmd); // closes our copies of the pipes' write ends
-    let main = child.id() as i32;
-    started(main, report.join.as_ref());
-    let main_id = ProcId::of(main);
-    let mut strangers = job.strangers.clone();
-    strangers.job_started(main_id);
-    let mut sup = Supervisor {
-        job,
-        main,
-        main_id,
-        main_status: None,
-        no_children: false,
-        deadline: job.timeout.and_then(|t| t0.checked_add(t)),
-        idle_deadline: job.idle_timeout.and_then(|t| t0.checked_add(t)),
-        escalation: job.stop.begin(),
-        stopped_by: None,
-        forwarded: None,
-        sent: Vec::new(),
-        leftovers: 0,
-        streams,
-        held: job.quiet.then(Held::default),
-        pipe_grace: None,
-        strangers,
-        usage: Usage::default(),
-    };
-    sup.run(signals);
-    sup.finish(t0)
+    Ok((child.id() as i32, report, streams))
+}
+
+/// The job's stdout and stderr go through pipes runonce reads.
+fn capture_output(cmd: &mut Command) -> Result<Vec<Stream>, NotStarted> {
+    let mut streams = Vec::new();
+    for dst in [1, 2] {
+        let (r, w) = sys::pipe().map_err(pipe_failed)?;
+        if dst == 1 {
+            cmd.stdout(Stdio::from(w));
+        } else {
+            cmd.stderr(Stdio::from(w));
+        }
+        streams.push(Stream::new(r, dst).map_err(pipe_failed)?);
+    }
+    Ok(streams)
 }
 
 /// Exit status and words for a command that could not be started: not
@@ -350,7 +332,32 @@ struct Supervisor<'a> {
     usage: Usage,
 }
 
-impl Supervisor<'_> {
+impl<'a> Supervisor<'a> {
+    fn new(job: &'a Job<'a>, main: i32, streams: Vec<Stream>, t0: Instant) -> Supervisor<'a> {
+        let main_id = ProcId::of(main);
+        let mut strangers = job.strangers.clone();
+        strangers.job_started(main_id);
+        Supervisor {
+            job,
+            main,
+            main_id,
+            main_status: None,
+            no_children: false,
+            deadline: job.cfg.timeout.and_then(|t| t0.checked_add(t)),
+            idle_deadline: job.cfg.idle_timeout.and_then(|t| t0.checked_add(t)),
+            escalation: job.cfg.stop.begin(),
+            stopped_by: None,
+            forwarded: None,
+            sent: Vec::new(),
+            leftovers: 0,
+            streams,
+            held: job.cfg.quiet.then(Held::default),
+            pipe_grace: None,
+            strangers,
+            usage: Usage::default(),
+        }
+    }
+
     fn run(&mut self, signals: &Signals) {
         loop {
             let drained = self.reap();
@@ -379,7 +386,7 @@ impl Supervisor<'_> {
     /// process, unless `--keep-orphans` lets them live (not after a
     /// timeout: a hard stop stops the whole job).
     fn job_gone(&self) -> bool {
-        let all_needed = !self.job.keep_orphans || self.stopped_by.is_some();
+        let all_needed = !self.job.cfg.keep_orphans || self.stopped_by.is_some();
         self.main_status.is_some() && (self.no_children || !all_needed)
     }
 
@@ -422,7 +429,7 @@ impl Supervisor<'_> {
     /// The main process is gone: what it left behind gets `--signal`, then
     /// SIGKILL after `--kill-after` (no survivors), unless `--keep-orphans`.
     fn main_exited(&mut self) {
-        if self.job.keep_orphans && self.stopped_by.is_none() {
+        if self.job.cfg.keep_orphans && self.stopped_by.is_none() {
             return;
         }
         // runonce is a subreaper: with no child left there is no descendant
@@ -500,7 +507,7 @@ impl Supervisor<'_> {
     /// up after the process group is signalled (so that a process leaving
     /// the group meanwhile is found outside it).
     fn signal_job(&self, sigs: &[i32], members: Option<&[procs::Member]>) {
-        let group = if self.main_status.is_none() && !self.job.foreground {
+        let group = if self.main_status.is_none() && !self.job.cfg.foreground {
             for &sig in sigs {
                 let _ = sys::kill(-self.main, sig);
             }
@@ -519,7 +526,7 @@ impl Supervisor<'_> {
             return;
         }
         if self.main_status.is_none()
-            && self.job.foreground
+            && self.job.cfg.foreground
             && let Some(id) = self.main_id
         {
             id.signal_each(sigs);
@@ -599,7 +606,7 @@ impl Supervisor<'_> {
             if is_write {
                 stream.write();
             } else if stream.read(self.held.as_mut()) > 0
-                && let Some(idle) = self.job.idle_timeout
+                && let Some(idle) = self.job.cfg.idle_timeout
             {
                 self.idle_deadline = Instant::now().checked_add(idle);
             }
@@ -620,7 +627,9 @@ impl Supervisor<'_> {
                 // with --foreground the job shares runonce's process group:
                 // the terminal's ^C already reached it, forwarding would
                 // double it
-                Meaning::Terminate(sig) if self.job.foreground && got.code == libc::SI_KERNEL => {
+                Meaning::Terminate(sig)
+                    if self.job.cfg.foreground && got.code == libc::SI_KERNEL =>
+                {
                     self.forwarded = Some(sig);
                 }
                 Meaning::Terminate(sig) => self.forward(sig),
