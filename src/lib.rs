@@ -22,6 +22,7 @@ pub mod holder;
 pub mod limits;
 pub mod lock;
 pub mod metrics;
+pub mod nss;
 pub mod output;
 pub mod parse;
 pub mod procs;
