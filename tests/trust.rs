@@ -498,6 +498,63 @@ fn a_holder_record_another_user_owns_is_ignored() {
     assert!(wait_until(SLACK, || !alive(job)), "the overdue orphan lives on");
 }
 
+/// A lock directory another user owns or could write into, and a `--lock`
+/// path another user planted as a symbolic link or a FIFO, are refused at
+/// once: exit 125, one line naming the path, the command not run, nothing
+/// written through the link.
+#[test]
+fn lock_paths_another_user_could_tamper_with_are_refused() {
+    let env = shared_env();
+    let mallory = mallory();
+    let public = env.path("pub");
+    let victim = env.path("victim");
+    fs::write(&victim, "secret\n").unwrap();
+    let o = sh_as(
+        mallory,
+        &format!(
+            "cd {p} && mkdir -m 700 theirs && ln -s {v} link.lock && mkfifo fifo.lock",
+            p = public.display(),
+            v = victim.display()
+        ),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // root's own, but open to everyone (made carelessly, or by a package)
+    fs::create_dir(public.join("open")).unwrap();
+    fs::set_permissions(public.join("open"), fs::Permissions::from_mode(0o777)).unwrap();
+    let ran = env.path("ran");
+    let run = |args: &[&str]| {
+        let t = Instant::now();
+        let o = Command::new(BIN)
+            .args(["--state-dir", env.state_dir.to_str().unwrap(), "--log", "none"])
+            .args(args)
+            .args(["--", "touch"])
+            .arg(&ran)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(t.elapsed() < SLACK, "{args:?} took {:?}", t.elapsed());
+        o
+    };
+    let p = |name: &str| public.join(name).display().to_string();
+    let (theirs, open, link, fifo) = (p("theirs"), p("open"), p("link.lock"), p("fifo.lock"));
+    let locks = env.lock_dir.display().to_string();
+    let cases = [
+        (["--lock-dir", &theirs, "-n", "j"], format!("owned by uid {}", mallory.0)),
+        (["--lock-dir", &open, "-n", "j"], "writable by group or others".into()),
+        (["--lock-dir", &locks, "-l", &link], "is a symlink: refused".into()),
+        (["--lock-dir", &locks, "-l", &fifo], "not a regular file".into()),
+    ];
+    for (args, why) in cases {
+        let o = run(&args);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 125, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(&why), "{args:?}: {err}");
+        assert!(!ran.exists(), "{args:?}: the command ran");
+    }
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
+}
+
 /// The job of the concurrency tests: notes when two runs overlap.
 fn probe_job(dir: &Path, secs: &str) -> String {
     format!(
