@@ -21,8 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::files;
-// re-exported: the tests (and older callers) name it `lock::Holder`
-pub use crate::holder::Holder;
+use crate::holder::Holder;
 use crate::signals::{Signals, Woken};
 use crate::sys;
 

@@ -312,27 +312,28 @@ fn huge_values_in_every_duration_option_mean_never() {
 
 #[test]
 fn odd_times_read_back_from_lock_and_state_files() {
-    use runonce::lock::Holder;
-    for started in [-1.0, f64::NAN, 1e300, f64::INFINITY] {
+    for started in ["-1", "nan", "1e300", "inf"] {
         let env = Env::new();
-        std::fs::create_dir_all(&env.lock_dir).unwrap();
-        let lock = env.lock_dir.join("odd.lock");
-        let holder = Holder {
-            name: "odd".into(),
-            runonce: runonce::procs::ProcId::of(std::process::id() as i32),
-            started_unix: started,
-            deadline_mono_ns: u64::MAX,
-            ..Holder::default()
-        };
-        std::fs::write(&lock, holder.to_text()).unwrap();
-        // a state file from a clock far off, too
-        std::fs::create_dir_all(&env.state_dir).unwrap();
-        let state = json!({"name": "odd", "last_end_unix": 1e300, "last_start_unix": -1.0,
-                           "last_failure_unix": 1e300, "consecutive_failures": 9});
-        std::fs::write(env.state_dir.join("odd.json"), state.to_string()).unwrap();
-        let held = std::fs::File::open(&lock).unwrap();
-        held.lock().unwrap();
-        assert!(wait_until(SLACK, || runonce::lock::is_held(&lock)));
+        // a real holder, whose record then says it started at an odd time
+        let ready = env.path("ready");
+        let go = env.path("go");
+        let job = format!("touch {}; {}", ready.display(), until_file(&go));
+        let mut holder = spawn_sh(&env, &["-n", "odd"], &job);
+        wait_file(&ready);
+        let record = env.lock_dir.join("odd.holder");
+        let text = std::fs::read_to_string(&record).expect("holder record");
+        let odd: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("started=") {
+                    format!("started={started}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        assert!(odd.contains(&format!("started={started}\n")), "{text}");
+        std::fs::write(&record, odd).unwrap();
         for extra in [&[][..], &["--json"]] {
             let o = env.cmd().args(["--status", "odd"]).args(extra).output().unwrap();
             assert_eq!(code(&o), 0, "started={started} {extra:?}: {}", stderr(&o));
@@ -342,8 +343,13 @@ fn odd_times_read_back_from_lock_and_state_files() {
                 assert_eq!(v["state"], "running", "{v}");
             }
         }
-        drop(held);
-        // a failure "in the future" does not keep the circuit open for ever
+        std::fs::write(&go, "").unwrap();
+        assert_eq!(holder.wait().unwrap().code(), Some(0));
+        // a state file from a clock far off, too: a failure "in the future"
+        // does not keep the circuit open for ever
+        let state = json!({"name": "odd", "last_end_unix": 1e300, "last_start_unix": -1.0,
+                           "last_failure_unix": 1e300, "consecutive_failures": 9});
+        std::fs::write(env.state_dir.join("odd.json"), state.to_string()).unwrap();
         let ran = env.path("ran");
         let o = env.run(&[
             "-n",
