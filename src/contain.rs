@@ -71,10 +71,17 @@ pub fn nproc_unenforced(cfg: &Config, cgroup: Option<&Cgroup>) -> Option<String>
     })
 }
 
-/// `--nproc` is the pids controller's where it holds for the tree, and
-/// RLIMIT_NPROC (which counts all of the user's processes) only otherwise.
+/// `--memory` and `--nproc` are the cgroup's where it holds them for the
+/// tree; RLIMIT_DATA and RLIMIT_NPROC (which counts all of the user's
+/// processes) only otherwise.
 pub fn attempt_plan(plan: &limits::Plan, cgroup: Option<&Cgroup>) -> limits::Plan {
     let mut plan = plan.clone();
+    // The tree's cap replaces the per-process one: an allocation RLIMIT_DATA
+    // refuses leaves no evidence, the cgroup's OOM kill does (the man page,
+    // RESOURCE LIMITS).
+    if cgroup.is_some_and(Cgroup::limits_memory) {
+        plan.rlimits.retain(|r| r.resource != libc::RLIMIT_DATA);
+    }
     if cgroup.is_some_and(Cgroup::limits_pids) {
         plan.rlimits.retain(|r| r.resource != libc::RLIMIT_NPROC);
     }
