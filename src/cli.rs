@@ -268,6 +268,20 @@ pub struct Cli {
     #[arg(long, help_heading = "Many hosts")]
     pub lock_url_optional: bool,
 
+    /// Ping URL (healthchecks.io): URL/start when the job starts, URL on
+    /// success, URL/EXIT on failure, with the output's last 10 KiB; never
+    /// delays or fails the job.  The URL is a secret: prefer the
+    /// environment variable to the command line
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RUNONCE_PING_URL",
+        hide_env_values = true,
+        value_hint = clap::ValueHint::Url,
+        help_heading = "Heartbeat pings"
+    )]
+    pub ping: Option<String>,
+
     /// Check crontabs (- for stdin; default: yours through crontab -l, and
     /// for root /etc/crontab and /etc/cron.d): each job line's protection,
     /// what it risks and its safe rewrite; exit 0 if runonce protects every

@@ -11,6 +11,7 @@ use crate::fleet;
 use crate::limits;
 use crate::lock;
 use crate::parse::{self, LogTarget};
+use crate::ping::PingUrl;
 use crate::state;
 
 pub struct Config {
@@ -47,6 +48,8 @@ pub struct Config {
     pub breaker: Option<(u32, Duration)>,
     /// `--lock-url` and its options (man page, FLEET).
     pub fleet: Option<fleet::Options>,
+    /// `--ping` (man page, PINGS).
+    pub ping: Option<PingUrl>,
 }
 
 /// A usage error found after parsing: one line, exit 125.
@@ -90,6 +93,7 @@ impl Config {
             )));
         }
         let fleet = fleet_options(&cli)?;
+        let ping = cli.ping.as_deref().map(PingUrl::parse).transpose().map_err(UsageError)?;
         let name = match cli.name {
             Some(n) => n,
             None => default_name(&cli.command),
@@ -143,6 +147,7 @@ impl Config {
             retry_on_timeout: cli.retry_on_timeout,
             breaker,
             fleet,
+            ping,
         })
     }
 

@@ -18,6 +18,7 @@ pub mod log;
 pub mod metrics;
 pub mod output;
 pub mod parse;
+pub mod ping;
 pub mod procs;
 pub mod record;
 pub mod run;
@@ -25,6 +26,8 @@ pub mod state;
 pub mod status;
 pub mod supervise;
 pub mod sys;
+#[cfg(any(feature = "fleet", feature = "ping"))]
+pub mod tls;
 pub mod ui;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};

@@ -15,6 +15,7 @@ use crate::log::Logger;
 use crate::metrics;
 use crate::output::Held;
 use crate::parse;
+use crate::ping::{self, Pinger};
 use crate::procs::{self, ProcId};
 use crate::record::{self, Event, Outcome, Record};
 use crate::state::{self, JobState, Store};
@@ -71,6 +72,8 @@ struct Ctx<'a> {
     lease_seen: Option<fleet::Holder>,
     /// `--lock-url-optional`: why the run goes on without the lease.
     lease_error: Option<String>,
+    /// `--ping`: the run's heartbeat pings, a sink beside the records.
+    pinger: Option<Pinger>,
 }
 
 impl Ctx<'_> {
@@ -119,6 +122,9 @@ impl Ctx<'_> {
     fn finish(&mut self, mut rec: Record) {
         if rec.duration_s.is_none() {
             rec.duration_s = Some(self.t0.elapsed().as_secs_f64());
+        }
+        for problem in self.pinger.as_mut().map(|p| p.finish(&rec)).unwrap_or_default() {
+            ui::note(&problem);
         }
         let mut metrics_error = None;
         let updated = self.store.update(
@@ -217,6 +223,7 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         warned: Vec::new(),
         lease_seen: None,
         lease_error: None,
+        pinger: cfg.ping.clone().map(Pinger::new),
     };
     if let Err(e) = sys::become_subreaper() {
         ui::warn(&format!("cannot become a child subreaper ({e}): escaped processes may survive"));
@@ -631,6 +638,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
             kill_after: cfg.kill_after,
             idle_timeout: cfg.idle_timeout,
             quiet: cfg.quiet,
+            tail: cfg.ping.is_some().then_some(ping::TAIL_BYTES),
             limits: &attempt_plan,
             strict_limits: cfg.strict_limits,
             lock_fd: std::os::fd::AsRawFd::as_raw_fd(&lock.file),
@@ -658,9 +666,15 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
                 rec.slot = (cfg.slots > 1).then_some(lock.slot);
                 ctx.logger.emit(&rec);
                 ctx.publish_start();
+                if let Some(p) = &mut ctx.pinger {
+                    p.start();
+                }
             }
         };
         let mut ended = supervise::run(&job, &signals.fd, &mut on_start);
+        if let (Some(p), Some(tail)) = (&mut ctx.pinger, ended.tail.take()) {
+            p.keep_output(tail.into_bytes());
+        }
         if ended.outcome == Outcome::LostLock {
             let why = lease.and_then(Lease::lost).unwrap_or_default();
             ended.message = Some(lost_message(&why));

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::Cgroup;
 use crate::limits;
-use crate::output::{Held, Stream};
+use crate::output::{Held, Stream, Tail};
 use crate::procs::{self, ProcId};
 use crate::record::Outcome;
 use crate::sys;
@@ -50,6 +50,8 @@ pub struct Job<'a> {
     pub kill_after: Duration,
     pub idle_timeout: Option<Duration>,
     pub quiet: bool,
+    /// Keep this many of the last bytes of the output (`--ping`).
+    pub tail: Option<usize>,
     pub limits: &'a limits::Plan,
     pub strict_limits: bool,
     /// The lock's descriptor: handed to the job so the lock lives as long
@@ -86,6 +88,7 @@ pub struct Ended {
     pub duration: Duration,
     pub main_rusage: Option<libc::rusage>,
     pub held: Option<Held>,
+    pub tail: Option<Tail>,
     pub output_lost: u64,
     pub message: Option<String>,
 }
@@ -95,7 +98,7 @@ pub struct Ended {
 /// start).
 pub fn run(job: &Job, signals: &OwnedFd, started: &mut dyn FnMut(i32)) -> Ended {
     let t0 = Instant::now();
-    let capture = job.quiet || job.idle_timeout.is_some();
+    let capture = job.quiet || job.idle_timeout.is_some() || job.tail.is_some();
     let mut streams = Vec::new();
     let mut cmd = Command::new(&job.argv[0]);
     cmd.args(&job.argv[1..]);
@@ -165,6 +168,7 @@ pub fn run(job: &Job, signals: &OwnedFd, started: &mut dyn FnMut(i32)) -> Ended 
         leftovers: 0,
         streams,
         held: job.quiet.then(Held::default),
+        tail: job.tail.map(Tail::new),
         pipe_grace: None,
     };
     sup.run(signals);
@@ -183,6 +187,7 @@ fn failed_start(t0: Instant, exit: u8, message: String) -> Ended {
         duration: t0.elapsed(),
         main_rusage: None,
         held: None,
+        tail: None,
         output_lost: 0,
         message: Some(message),
     }
@@ -240,6 +245,7 @@ struct Supervisor<'a> {
     leftovers: u32,
     streams: Vec<Stream>,
     held: Option<Held>,
+    tail: Option<Tail>,
     pipe_grace: Option<Instant>,
 }
 
@@ -483,7 +489,7 @@ impl Supervisor<'_> {
             let stream = &mut self.streams[owner];
             if is_write {
                 stream.write();
-            } else if stream.read(self.held.as_mut()) > 0
+            } else if stream.read(self.held.as_mut(), self.tail.as_mut()) > 0
                 && let Some(idle) = self.job.idle_timeout
             {
                 self.idle_deadline = Instant::now().checked_add(idle);
@@ -538,6 +544,7 @@ impl Supervisor<'_> {
             duration: t0.elapsed(),
             main_rusage: status.map(|s| s.rusage),
             held: self.held,
+            tail: self.tail,
             output_lost: self.streams.iter().map(|s| s.lost).sum(),
             message: None,
         }
