@@ -12,6 +12,8 @@ mod docs;
 mod forget;
 mod limit;
 mod observe;
+#[cfg(feature = "ping")]
+mod ping;
 mod props;
 mod stress;
 mod tree;
