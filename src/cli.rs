@@ -360,6 +360,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, Rejected> {
     if cli.forget.is_some() && !cli.command.is_empty() {
         return Err(operand("--forget", &cli));
     }
+    if cli.ping.as_deref() == Some("")
+        && matches.value_source("ping") == Some(clap::parser::ValueSource::EnvVariable)
+    {
+        // `RUNONCE_PING_URL=` in a crontab stops the pings of the lines
+        // after it (man page, PINGS)
+        cli.ping = None;
+    }
     if let Some(files) = &mut cli.check_crontab {
         // `--check-crontab --json FILE`: clap took FILE for the command
         files.extend(cli.command.drain(..).map(PathBuf::from));

@@ -445,7 +445,11 @@ fn the_url_can_come_from_the_environment_and_is_never_shown() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     server.wait_for(2);
     assert_eq!(server.kinds(), ["start", "success"]);
+    // an empty value (a crontab's `RUNONCE_PING_URL=`) pings nothing
+    let out2 = runonce(&env).env("RUNONCE_PING_URL", "").args(["--", "true"]).output().unwrap();
+    assert_eq!(code(&out2), 0, "{}", stderr(&out2));
+    assert_eq!(server.requests().len(), 2);
     let help = runonce(&env).env("RUNONCE_PING_URL", server.url()).arg("--help").output().unwrap();
     assert!(stdout(&help).contains("RUNONCE_PING_URL"));
-    assert_secret_kept(&env, &[&out, &help]);
+    assert_secret_kept(&env, &[&out, &out2, &help]);
 }
