@@ -145,9 +145,7 @@ fn serve(conn: TcpStream, mode: Mode, seen: &Mutex<Vec<Request>>) {
         }
         Mode::Broken => "500 Internal Server Error",
         _ if req.rid().is_some_and(|r| !is_uuid(&r)) => "400 Bad Request",
-        Mode::NoExitCodes if req.kind().is_some_and(|k| k.parse::<u8>().is_ok()) => {
-            "404 Not Found"
-        }
+        Mode::NoExitCodes if req.kind().is_some_and(|k| k.parse::<u8>().is_ok()) => "404 Not Found",
         _ if req.kind().is_none() => "404 Not Found",
         _ => "200 OK",
     };
@@ -270,7 +268,7 @@ fn failure_pings_the_exit_status_once_after_the_retries() {
     let out = run(
         &env,
         &server.url(),
-        &["-n", "bad", "--retries", "1", "--retry-delay", "0.1", "--", "sh", "-c", "echo why; exit 3"],
+        &["-n", "bad", "--retries=1", "--retry-delay=0.1", "--", "sh", "-c", "echo why; exit 3"],
     );
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     let reqs = server.wait_for(2);
