@@ -16,6 +16,7 @@ pub mod limits;
 pub mod lock;
 pub mod log;
 pub mod metrics;
+pub mod nss;
 pub mod output;
 pub mod parse;
 pub mod ping;

@@ -382,6 +382,28 @@ fn fix_leaves_what_it_cannot_run_safely_and_says_why() {
     assert!(v["files"][0]["jobs"][0]["unfixable"].as_str().unwrap().contains("background"));
 }
 
+/// The user field is looked up as cron looks it up, through every name
+/// service of the host (Debian's default `passwd: files systemd`): a user
+/// none knows makes cron reject the file.  The release binary links glibc
+/// statically, and a static glibc that loads the `systemd` module crashes
+/// (src/nss.rs): the answer must come, not a SIGSEGV.
+#[test]
+fn system_crontab_with_an_unknown_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let cron_d = dir.path().join("cron.d");
+    std::fs::create_dir(&cron_d).unwrap();
+    let f = cron_d.join("job");
+    std::fs::write(&f, "* * * * * no-such-user-runonce true\n* * * * * root true\n").unwrap();
+    let (status, v) = check_json(&[&f]);
+    assert_eq!(status, 125, "{v}");
+    let file = &v["files"][0];
+    assert_eq!(file["kind"], "system", "{v}");
+    assert_eq!(jobs(file)[&1]["error"], "bad username", "{v}");
+    std::fs::write(&f, "* * * * * root true\n").unwrap();
+    let (_, v) = check_json(&[&f]);
+    assert_eq!(jobs(&v["files"][0])[&1]["verdict"], "unprotected", "{v}");
+}
+
 // --- properties ---------------------------------------------------------
 
 fn config(short: u32) -> ProptestConfig {

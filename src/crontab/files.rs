@@ -3,7 +3,6 @@
 //! checks cron makes on system crontabs, and the atomic in-place rewrite
 //! with its backup.
 
-use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -139,21 +138,6 @@ fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), String> {
 pub fn read(path: &Path) -> Result<Vec<u8>, String> {
     let (file, _) = open_regular(path)?;
     read_capped(file, &path.display())
-}
-
-/// cron's `getpwnam`.
-pub fn user_exists(name: &[u8]) -> bool {
-    let Ok(name) = CString::new(name) else { return false };
-    let mut buf = vec![0u8; 16384];
-    // SAFETY: an all-zero passwd is a valid value for getpwnam_r to fill
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and buf's length is
-    // given; the result points into pwd or is null
-    let rc = unsafe {
-        libc::getpwnam_r(name.as_ptr(), &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result)
-    };
-    rc == 0 && !result.is_null()
 }
 
 /// Whether an executable `runonce` is in one of the PATH's directories.
@@ -303,12 +287,5 @@ mod tests {
         assert!(!cron_reads_name(b"php.runonce-bak"));
         assert!(!cron_reads_name(b".placeholder"));
         assert!(!cron_reads_name(b"x.dpkg-old"));
-    }
-
-    #[test]
-    fn users() {
-        assert!(user_exists(b"root"));
-        assert!(!user_exists(b"no-such-user-runonce"));
-        assert!(!user_exists(b"ro\0ot"));
     }
 }

@@ -133,7 +133,7 @@ pub struct SystemUsers;
 
 impl Users for SystemUsers {
     fn exists(&self, name: &[u8]) -> bool {
-        super::files::user_exists(name)
+        crate::nss::user_exists(name)
     }
 }
 

@@ -216,26 +216,7 @@ fn find_password(cfg: &mut Config, warnings: &mut Vec<String>) {
 /// The user name to log in with when the URL names none: libpq's default,
 /// the name of the user runonce runs as.
 fn login_name() -> Option<String> {
-    let mut pwd: libc::passwd = unsafe_zeroed_passwd();
-    let mut buf = vec![0 as libc::c_char; 4096];
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwuid_r writes into `pwd` and `buf`, both valid for the
-    // sizes given; `found` is null or points at `pwd`.
-    let rc = unsafe {
-        libc::getpwuid_r(sys::geteuid(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found)
-    };
-    if rc != 0 || found.is_null() {
-        return None;
-    }
-    // SAFETY: on success pw_name points at a NUL-terminated string in `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    name.to_str().ok().map(String::from)
-}
-
-fn unsafe_zeroed_passwd() -> libc::passwd {
-    // SAFETY: passwd is a plain C struct of pointers and integers, for
-    // which all-zero bytes are a valid value.
-    unsafe { std::mem::zeroed() }
+    crate::nss::user_name(sys::geteuid())
 }
 
 /// A connection, and the task that drives it: the task ends when the
@@ -267,6 +248,7 @@ async fn connect(url: &str, warnings: &mut Vec<String>) -> Result<Connected, Fai
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    crate::nss::hosts_without_modules();
     tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()
 }
 
