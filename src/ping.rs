@@ -92,7 +92,7 @@ impl PingUrl {
         let url = PingUrl {
             base: format!("{scheme}://{authority}{path}"),
             query,
-            shown: format!("{scheme}://{host}/…"),
+            shown: format!("{scheme}://{host}/..."),
             https,
             secrets,
         };
@@ -117,7 +117,7 @@ impl PingUrl {
     fn scrub(&self, msg: &str) -> String {
         let mut msg = msg.replace(&self.base, &self.shown);
         for s in &self.secrets {
-            msg = msg.replace(s.as_str(), "…");
+            msg = msg.replace(s.as_str(), "...");
         }
         msg
     }
@@ -134,11 +134,11 @@ fn elide(text: &str) -> String {
     let authority = &rest[..end.unwrap_or(rest.len())];
     if scheme.is_empty() && end.is_none() {
         // no structure at all: it may be the secret itself
-        return "…".into();
+        return "...".into();
     }
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let host: String = host.chars().filter(|c| !c.is_control()).collect();
-    if end.is_some() { format!("{scheme}{host}/…") } else { format!("{scheme}{host}") }
+    if end.is_some() { format!("{scheme}{host}/...") } else { format!("{scheme}{host}") }
 }
 
 /// A run id as healthchecks.io wants it: a random (version 4) UUID.
@@ -407,6 +407,8 @@ mod http {
     impl Client {
         /// For an http:// URL nothing of TLS is loaded.
         pub fn new(https: bool) -> Result<Client, String> {
+            // ureq looks the host up with getaddrinfo (man page, PINGS)
+            crate::nss::hosts_without_modules();
             let roots: Vec<Certificate<'static>> = if https {
                 crate::tls::system_roots()
                     .map_err(|e| format!("TLS: {e}"))?
@@ -501,12 +503,12 @@ mod tests {
     #[test]
     fn urls() {
         let u = PingUrl::parse(&format!("https://hc-ping.com/{UUID}/")).unwrap();
-        assert_eq!(u.shown(), "https://hc-ping.com/…");
+        assert_eq!(u.shown(), "https://hc-ping.com/...");
         assert_eq!(u.endpoint("/start", "R"), format!("https://hc-ping.com/{UUID}/start?rid=R"));
         let u = PingUrl::parse("http://u:pw@h:8000/ping/key12345/backup?create=1").unwrap();
         assert_eq!(u.endpoint("", "R"), "http://u:pw@h:8000/ping/key12345/backup?create=1&rid=R");
-        assert_eq!(u.shown(), "http://h:8000/…");
-        assert_eq!(u.scrub("x key12345 y create=1 u:pw"), "x … y … …");
+        assert_eq!(u.shown(), "http://h:8000/...");
+        assert_eq!(u.scrub("x key12345 y create=1 u:pw"), "x ... y ... ...");
     }
 
     #[cfg(feature = "ping")]

@@ -353,7 +353,7 @@ fn a_hung_server_holds_up_neither_the_start_nor_the_exit() {
     assert!(took < BOUND + SLACK, "runonce exited {took:?} after its job");
     assert!(*reqs[0].closed.lock().unwrap(), "runonce gave up on the start ping");
     let w = warnings(&finish(&env, "hang"));
-    let prefix = format!("--ping http://127.0.0.1:{}/…: ", server.port);
+    let prefix = format!("--ping http://127.0.0.1:{}/...: ", server.port);
     assert!(w.iter().any(|w| w.starts_with(&prefix) && w.contains("finish: ")), "{w:?}");
     // a successful run mails nothing about its pings
     assert!(!err_text.contains("--ping"), "{err_text}");
