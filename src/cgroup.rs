@@ -24,8 +24,10 @@
 //! counted the tree, that is, when `--memory` held for the whole tree.
 //!
 //! Each run's cgroup is `runonce-NAME@PID` (PID of runonce), so concurrent
-//! runs never collide; its directories are kept in the lock file, so the
-//! next runonce can kill and remove what a SIGKILLed runonce left behind.
+//! runs never collide; its directories and their inodes are kept in the
+//! holder record, so the next runonce can kill and remove what a SIGKILLed
+//! runonce left behind.  The inode tells that cgroup from one made later
+//! under the same name by a runonce that got the same PID.
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -268,6 +270,8 @@ struct Dir {
     memory: bool,
     /// pids.max holds `--nproc` here.
     pids: bool,
+    /// The directory's inode (unique among a boot's cgroups).
+    ino: u64,
 }
 
 /// The tree's memory, as the memory controller counted it, and whether
@@ -418,7 +422,9 @@ impl Cgroup {
             Err(e) => return Err(failed(path, &e)),
         }
         // registered at once, so that a later failure removes it
-        self.dirs.push(Dir { kind, path: path.to_path_buf(), memory: false, pids: false });
+        let ino = fs::symlink_metadata(path).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        let ino = ino.map_err(|e| failed(path, &e))?;
+        self.dirs.push(Dir { kind, path: path.to_path_buf(), memory: false, pids: false, ino });
         let procs = path.join("cgroup.procs");
         let file = OpenOptions::new().write(true).open(&procs).map_err(|e| failed(&procs, &e))?;
         self.procs.push(file.into());
@@ -442,9 +448,14 @@ impl Cgroup {
         self.dirs.iter().any(|d| d.pids)
     }
 
-    /// Every directory, for the lock file.
+    /// Every directory, for messages.
     pub fn paths(&self) -> Vec<String> {
         self.dirs.iter().map(|d| d.path.to_string_lossy().into_owned()).collect()
+    }
+
+    /// Every directory with its inode, for the holder record.
+    pub fn identities(&self) -> Vec<(u64, String)> {
+        self.dirs.iter().map(|d| (d.ino, d.path.to_string_lossy().into_owned())).collect()
     }
 
     /// The `cgroup.procs` files the child writes "0" into before exec.
@@ -620,22 +631,32 @@ impl Cgroup {
         }
     }
 
-    /// The cgroup of an earlier run, from its lock file: only directories
-    /// named as runonce names that run's cgroup, under a cgroup mount.
-    pub fn of_holder(fs: &Fs, dirs: &[String], job: &str, runonce_pid: i32) -> Option<Cgroup> {
+    /// The cgroup of an earlier run, from its holder record: only
+    /// directories named as runonce names that run's cgroup, under a cgroup
+    /// mount, and still the very directories it made (same inode): after
+    /// PID reuse, a directory of the same name may be a live run's.
+    pub fn of_holder(
+        fs: &Fs,
+        dirs: &[(u64, String)],
+        job: &str,
+        runonce_pid: i32,
+    ) -> Option<Cgroup> {
         let leaf = leaf_name(job, runonce_pid);
         let dirs: Vec<Dir> = dirs
             .iter()
-            .map(PathBuf::from)
-            .filter(|p| {
+            .map(|(ino, p)| (*ino, PathBuf::from(p)))
+            .filter(|(ino, p)| {
                 p.is_absolute()
                     && p.components()
                         .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
                     && p.file_name().is_some_and(|n| n == leaf.as_str())
+                    && fs::symlink_metadata(p).is_ok_and(|m| {
+                        m.is_dir() && std::os::unix::fs::MetadataExt::ino(&m) == *ino
+                    })
             })
-            .filter_map(|path| {
+            .filter_map(|(ino, path)| {
                 let kind = fs.kind_of(&path)?;
-                Some(Dir { kind, path, memory: kind == Kind::Memory, pids: false })
+                Some(Dir { kind, path, memory: kind == Kind::Memory, pids: false, ino })
             })
             .collect();
         (!dirs.is_empty()).then(|| Cgroup { fs: Box::new(fs.clone()), dirs, procs: Vec::new() })
@@ -652,6 +673,33 @@ impl Cgroup {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Removes the empty cgroups of `job` whose runonce no longer exists at
+/// all: a runonce SIGKILLed between making its cgroup and recording it
+/// leaves one that no record names.  Only empty directories go (the kernel
+/// refuses to remove a cgroup with members), and none whose PID lives, so a
+/// run that got the same PID keeps its cgroup; nothing is signalled.
+pub fn sweep(fs: &Fs, job: &str) {
+    let prefix = format!("runonce-{job}@");
+    let mut parents = Vec::new();
+    if let Some(h) = &fs.v2 {
+        parents.push(if fs.root { h.mount.join(PARENT_V2) } else { h.own_dir() });
+    }
+    for h in [&fs.memory, &fs.pids, &fs.freezer].into_iter().flatten() {
+        parents.push(h.own_dir());
+    }
+    for parent in parents {
+        for entry in fs::read_dir(&parent).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(&prefix).and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            if procs::stat(pid).is_none() {
+                let _ = (fs.rmdir)(&entry.path());
+            }
         }
     }
 }
@@ -1017,17 +1065,50 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let fs = fake(t.path(), true, &["memory"], true);
         let good = t.path().join("unified/runonce/runonce-backup@7");
+        let other = t.path().join("unified/runonce/runonce-other@7");
+        fs::create_dir_all(&good).unwrap();
+        fs::create_dir_all(&other).unwrap();
+        let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let s = |p: &Path| p.to_string_lossy().into_owned();
         let dirs = vec![
-            good.to_string_lossy().into_owned(),
-            t.path().join("unified").to_string_lossy().into_owned(),
-            t.path().join("unified/runonce/runonce-other@7").to_string_lossy().into_owned(),
-            t.path().join("unified/x/../runonce-backup@7").to_string_lossy().into_owned(),
-            "/etc/runonce-backup@7".into(),
-            "runonce-backup@7".into(),
+            (ino(&good), s(&good)),
+            (ino(&t.path().join("unified")), s(&t.path().join("unified"))),
+            (ino(&other), s(&other)),
+            (ino(&good), s(&t.path().join("unified/x/../runonce-backup@7"))),
+            (1, "/etc/runonce-backup@7".into()),
+            (ino(&good), "runonce-backup@7".into()),
         ];
         let cg = Cgroup::of_holder(&fs, &dirs, "backup", 7).unwrap();
         assert_eq!(cg.paths(), [good.to_string_lossy()]);
         assert!(Cgroup::of_holder(&fs, &dirs[1..], "backup", 7).is_none());
+        // made again under the same name (PID reuse): another cgroup
+        let recorded = ino(&good);
+        // the old directory kept under another name: its inode is not reused
+        fs::rename(&good, t.path().join("unified/runonce/gone")).unwrap();
+        fs::create_dir(&good).unwrap();
+        assert_ne!(ino(&good), recorded);
+        assert!(Cgroup::of_holder(&fs, &[(recorded, s(&good))], "backup", 7).is_none());
+    }
+
+    #[test]
+    fn sweep_removes_only_empty_dirs_of_dead_runs() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &["memory"], true);
+        let parent = t.path().join("unified/runonce");
+        fs::create_dir_all(&parent).unwrap();
+        let dead = parent.join(format!("runonce-backup@{}", i32::MAX - 3));
+        let busy = parent.join(format!("runonce-busy@{}", i32::MAX - 3));
+        let live = parent.join(format!("runonce-backup@{}", std::process::id()));
+        let full = t.path().join(format!("memory/cron/runonce-backup@{}", i32::MAX - 4));
+        for d in [&dead, &busy, &live, &full] {
+            fake_mkdir(d).unwrap();
+        }
+        fs::write(full.join("cgroup.procs"), "1\n").unwrap();
+        sweep(&fs, "backup");
+        assert!(!dead.exists(), "empty, its runonce gone: removed");
+        assert!(busy.exists(), "another job's");
+        assert!(live.exists(), "its PID lives");
+        assert!(full.exists(), "a cgroup with members is never removed");
     }
 
     #[test]

@@ -19,8 +19,14 @@ pub struct Config {
     pub name: String,
     /// The lock file of slot 0.
     pub lock_path: PathBuf,
-    /// The lock directory to create and check (None with an explicit --lock).
-    pub lock_dir: Option<PathBuf>,
+    /// The lock directory to create and check: it holds the side files of
+    /// an explicit --lock too.
+    pub lock_dir: PathBuf,
+    /// The job's lock files and side files.
+    pub site: lock::Site,
+    /// Why a default directory is not the usual one (another user made
+    /// it): said on stderr at every run.
+    pub notes: Vec<String>,
     pub slots: u32,
     pub busy_exit: u8,
     pub wait: Option<Wait>,
@@ -39,6 +45,8 @@ pub struct Config {
     pub syslog_socket: PathBuf,
     pub quiet: bool,
     pub state_dir: PathBuf,
+    /// The state dir is a per-user default: made 0700, used only while ours.
+    pub state_private: bool,
     pub metrics_dir: Option<PathBuf>,
     pub jitter: Option<Duration>,
     pub retries: u32,
@@ -98,11 +106,22 @@ impl Config {
             Some(n) => n,
             None => default_name(&cli.command),
         };
-        let (lock_path, lock_dir) = match cli.lock {
-            Some(p) => (p, None),
+        let mut notes = Vec::new();
+        let lock_dir = cli.lock_dir.unwrap_or_else(|| {
+            let (dir, note) = lock::default_dir_noted();
+            notes.extend(note.map(|n| format!("lock dir: {n}")));
+            dir
+        });
+        let site = match &cli.lock {
+            Some(p) => lock::Site::explicit(&lock_dir, p),
+            None => lock::Site::named(&lock_dir, &name),
+        };
+        let (state_dir, state_private) = match cli.state_dir {
+            Some(d) => (d, false),
             None => {
-                let dir = cli.lock_dir.unwrap_or_else(lock::default_dir);
-                (dir.join(format!("{name}.lock")), Some(dir))
+                let (dir, private, note) = state::default_dir_noted();
+                notes.extend(note.map(|n| format!("state dir: {n}")));
+                (dir, private)
             }
         };
         let log = if cli.log.is_empty() { vec![LogTarget::Syslog] } else { cli.log };
@@ -112,8 +131,10 @@ impl Config {
         Ok(Config {
             argv: cli.command,
             name,
-            lock_path,
+            lock_path: site.base.clone(),
             lock_dir,
+            site,
+            notes,
             slots: cli.slots,
             busy_exit: cli.busy_exit,
             wait: cli.wait,
@@ -138,7 +159,8 @@ impl Config {
             facility,
             syslog_socket: cli.syslog_socket,
             quiet: cli.quiet,
-            state_dir: cli.state_dir.unwrap_or_else(state::default_dir),
+            state_dir,
+            state_private,
             metrics_dir: cli.metrics_dir,
             jitter: cli.jitter.filter(|j| !j.is_zero()),
             retries: cli.retries,

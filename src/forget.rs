@@ -7,7 +7,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::exit_code;
-use crate::lock::{self, Holder, Seized};
+use crate::holder;
+use crate::lock::{self, Seized, Site};
 use crate::metrics;
 use crate::parse;
 use crate::state::Store;
@@ -29,10 +30,11 @@ pub fn forget(req: &Request) -> u8 {
         return exit_code::OWN_FAILURE;
     }
     let store = Store::new(req.dirs.state_dir.clone());
-    let base = match &req.dirs.lock_file {
-        Some(f) => f.clone(),
-        None => req.dirs.lock_dir.join(format!("{name}.lock")),
+    let site = match &req.dirs.lock_file {
+        Some(f) => Site::explicit(&req.dirs.lock_dir, f),
+        None => Site::named(&req.dirs.lock_dir, name),
     };
+    let base = site.base.clone();
     let metrics = req.metrics_dir.map(|d| metrics::path(d, name));
     let known = [Some(&store.path(name)), Some(&base), metrics.as_ref()]
         .into_iter()
@@ -46,10 +48,10 @@ pub fn forget(req: &Request) -> u8 {
         ));
         return 1;
     }
-    let locks = match seize(req, &base) {
+    let locks = match seize(req, &site) {
         Ok(Seized::All(locks)) => locks,
-        Ok(Seized::Busy(path)) => {
-            let pid = Holder::read(&path).and_then(|h| h.shown_pid());
+        Ok(Seized::Busy(_)) => {
+            let pid = holder::record(&site, 0).and_then(|h| h.shown_pid());
             let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
             ui::warn(&format!("--forget: job '{name}' is running{pid}: not forgotten"));
             return exit_code::OWN_FAILURE;
@@ -74,7 +76,11 @@ pub fn forget(req: &Request) -> u8 {
     }
     let mut doomed: Vec<PathBuf> = vec![store.path(name)];
     doomed.extend(metrics);
-    // the lock files go while they are held (see lock::seize)
+    // the lock files go while they are held (see lock::seize), and the
+    // holder records a killed runonce may have left beside them
+    let slots = locks.iter().filter(|(p, _)| p.extension().is_some_and(|e| e == "lock")).count();
+    let records = (0..slots as u32).filter_map(|slot| site.record_path(slot));
+    doomed.extend(records.filter(|_| req.dirs.lock_file.is_none()));
     doomed.extend(locks.iter().map(|(path, _)| path.clone()));
     let mut status = 0;
     for path in &doomed {
@@ -88,10 +94,11 @@ pub fn forget(req: &Request) -> u8 {
 
 /// The job's lock files, locked; an explicit `--lock` file is never
 /// removed (it may be any file, see the man page, THE LOCK), only checked.
-fn seize(req: &Request, base: &Path) -> Result<Seized, lock::Unusable> {
+fn seize(req: &Request, site: &Site) -> Result<Seized, lock::Unusable> {
     if req.dirs.lock_file.is_none() {
-        return lock::seize(base);
+        return lock::seize(site);
     }
+    let base = &site.base;
     Ok(if lock::is_held(base) { Seized::Busy(base.to_path_buf()) } else { Seized::All(Vec::new()) })
 }
 

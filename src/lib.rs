@@ -9,9 +9,12 @@ pub mod cli;
 pub mod config;
 pub mod crontab;
 pub mod docs;
+pub mod enforce;
 pub mod exit_code;
+pub mod files;
 pub mod fleet;
 pub mod forget;
+pub mod holder;
 pub mod limits;
 pub mod lock;
 pub mod log;
@@ -22,6 +25,7 @@ pub mod parse;
 pub mod ping;
 pub mod procs;
 pub mod record;
+pub mod recorder;
 pub mod run;
 pub mod state;
 pub mod status;
@@ -222,7 +226,8 @@ fn status(cli: &Cli, name: String) -> u8 {
     if ui::print(&text) && !fleet_failed { 0 } else { exit_code::OWN_FAILURE }
 }
 
-/// Where `--status`, `--forget` and the completions look for jobs.
+/// Where `--status`, `--forget` and the completions look for jobs: the
+/// same default dirs as runs use, fallbacks included.
 fn status_dirs(cli: &Cli) -> status::Dirs {
     status::Dirs {
         lock_dir: cli.lock_dir.clone().unwrap_or_else(lock::default_dir),

@@ -1,22 +1,27 @@
-//! The job's lock: an flock on a file that is never deleted, holding the
-//! holder's identity and deadline (cli.md section 2).
+//! The job's lock: an flock on a file that is never deleted, written,
+//! truncated, renamed or chmod'ed once it is the caller's (`--lock`), and
+//! the side files runonce keeps beside it in its own lock directory: the
+//! holder record (holder.rs), the waiters' queue and the enforcers' lock
+//! (man page, THE LOCK and SECURITY).
 //!
-//! The open file description is inherited by the job, so the lock is held
-//! until every process of the job is gone, even if runonce itself is
-//! SIGKILLed; the next runonce reads the orphan's recorded deadline and
-//! enforces it (see `Holder`).
+//! The job inherits the lock's open file description, read-only, so the
+//! lock is held until every process of the job is gone, even if runonce
+//! itself is SIGKILLed; the next runonce reads the orphan's recorded
+//! deadline and enforces it.  runonce sets that description's file position
+//! to a random number it records: a process is proven to hold *this* lock
+//! when /proc/PID/fdinfo shows the lock with that position.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::cgroup::{self, Cgroup};
-use crate::procs::{self, ProcId};
+use crate::files;
+use crate::holder::Holder;
 use crate::sys;
 
 /// The lock could not be used at all: runonce fails closed (exit 125).
@@ -32,12 +37,18 @@ impl std::error::Error for Unusable {}
 
 /// The default lock directory for this user (cli.md section 2).
 pub fn default_dir() -> PathBuf {
+    default_dir_noted().0
+}
+
+/// The default lock directory, and why it is not the usual one if another
+/// user squatted that (`files::private_tmp_dir`).
+pub fn default_dir_noted() -> (PathBuf, Option<String>) {
     if sys::geteuid() == 0 {
-        return PathBuf::from("/run/runonce");
+        return (PathBuf::from("/run/runonce"), None);
     }
     match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !d.is_empty() => Path::new(&d).join("runonce"),
-        _ => PathBuf::from(format!("/tmp/runonce-{}", sys::geteuid())),
+        Some(d) if !d.is_empty() => (Path::new(&d).join("runonce"), None),
+        _ => files::private_tmp_dir("runonce"),
     }
 }
 
@@ -86,9 +97,9 @@ pub fn prepare_dir(dir: &Path) -> Result<(), Unusable> {
     Ok(())
 }
 
-/// The lock file of slot `slot` of a job.  Slot 0 is `NAME.lock`; others
-/// are `NAME@N.lock` ('@' cannot occur in a name, so no job's slot file
-/// collides with another job's).
+/// The lock file of slot `slot` beside `base` (`NAME.lock`): slot 0 is
+/// `NAME.lock`, others `NAME@N.lock` ('@' cannot occur in a name, so no
+/// job's slot file collides with another job's).
 pub fn slot_path(base: &Path, slot: u32) -> PathBuf {
     if slot == 0 {
         return base.to_path_buf();
@@ -98,33 +109,120 @@ pub fn slot_path(base: &Path, slot: u32) -> PathBuf {
     base.with_file_name(format!("{stem}@{slot}.lock"))
 }
 
-/// Opens (creating) a lock file, refusing symlinks and non-regular files.
-fn open_lock_file(path: &Path) -> Result<File, Unusable> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                Unusable(format!("lock {}: is a symlink: refused", path.display()))
-            } else {
-                Unusable(format!("lock {}: cannot open: {e}", path.display()))
-            }
-        })?;
-    let meta = file.metadata().map_err(|e| Unusable(format!("lock {}: {e}", path.display())))?;
-    if !meta.is_file() {
-        return Err(Unusable(format!("lock {}: not a regular file: refused", path.display())));
+/// Where a job's lock lives: its lock files and the side files in
+/// runonce's own lock directory.
+#[derive(Clone, Debug)]
+pub struct Site {
+    /// runonce's lock directory: private to its user (or root's 0755).
+    pub dir: PathBuf,
+    /// The lock file of slot 0.
+    pub base: PathBuf,
+    /// `--lock`: the caller's file, only ever opened and locked; every
+    /// other file of the job lives in `dir`, named after the file's device
+    /// and inode.
+    pub explicit: bool,
+}
+
+impl Site {
+    /// `NAME.lock` in the lock directory.
+    pub fn named(dir: &Path, name: &str) -> Site {
+        Site { dir: dir.to_path_buf(), base: dir.join(format!("{name}.lock")), explicit: false }
     }
-    // the XDG runtime dir spec lets a cleaner delete files there that are
-    // not sticky; a deleted lock file would let a second instance in
-    if meta.mode() & libc::S_ISVTX == 0 && meta.uid() == sys::geteuid() {
-        let _ = file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777 | 0o1000));
+
+    /// A lock file of the caller's (`--lock PATH`).
+    pub fn explicit(dir: &Path, file: &Path) -> Site {
+        Site { dir: dir.to_path_buf(), base: file.to_path_buf(), explicit: true }
+    }
+
+    /// What the side files are named after: the job's name, or `@DEV-INO`
+    /// of an explicit lock file ('@' is in no job name).  None while an
+    /// explicit lock file does not exist.
+    fn key(&self) -> Option<String> {
+        if self.explicit {
+            return file_id(&self.base).map(|(dev, ino)| format!("@{dev}-{ino}"));
+        }
+        let name = self.base.file_name()?.to_string_lossy().into_owned();
+        Some(name.strip_suffix(".lock").map(str::to_string).unwrap_or(name))
+    }
+
+    fn side(&self, suffix: &str) -> Option<PathBuf> {
+        Some(self.dir.join(format!("{}{suffix}", self.key()?)))
+    }
+
+    /// The lock file of `slot`.
+    pub fn lock_path(&self, slot: u32) -> Option<PathBuf> {
+        match slot {
+            0 => Some(self.base.clone()),
+            _ if self.explicit => self.side(&format!("@{slot}.lock")),
+            _ => Some(slot_path(&self.base, slot)),
+        }
+    }
+
+    /// The holder record of `slot`.
+    pub fn record_path(&self, slot: u32) -> Option<PathBuf> {
+        match slot {
+            0 => self.side(".holder"),
+            _ => self.side(&format!("@{slot}.holder")),
+        }
+    }
+
+    /// The waiters' queue: see `waiters_queued`.
+    pub fn queue_path(&self) -> Option<PathBuf> {
+        self.side(".waiters")
+    }
+
+    fn enforcer_path(&self) -> Option<PathBuf> {
+        self.side(".enforce")
+    }
+
+    /// The job a lock file in the lock directory belongs to (None for
+    /// `--lock`, which several jobs may share).
+    pub fn job_name(&self) -> Option<String> {
+        if self.explicit { None } else { self.key() }
+    }
+
+    /// Slot 0's lock file is the caller's own.
+    fn callers(&self, slot: u32) -> bool {
+        self.explicit && slot == 0
+    }
+}
+
+/// (device, inode) of the file at `path`, not following a link.
+pub fn file_id(path: &Path) -> Option<(u64, u64)> {
+    fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+fn unusable(path: &Path, e: &io::Error) -> Unusable {
+    Unusable(format!("lock {}: {e}", path.display()))
+}
+
+/// Opens a file runonce owns (a lock file it names, a queue, the
+/// enforcers' lock): created 0600, made private if an older version left it
+/// readable, and sticky (an XDG runtime-dir cleaner may delete files that
+/// are not, and a deleted lock file would let a second instance in).
+fn open_own(path: &Path) -> Result<File, Unusable> {
+    let file = files::open_lockable(None, path, 0o600).map_err(|e| unusable(path, &e))?;
+    files::own_private(&file).map_err(|e| unusable(path, &e))?;
+    let meta = file.metadata().map_err(|e| unusable(path, &e))?;
+    if meta.mode() & libc::S_ISVTX == 0 {
+        let _ = file.set_permissions(fs::Permissions::from_mode(0o1600));
     }
     Ok(file)
+}
+
+/// Opens the lock file of a slot.  The caller's `--lock` file is opened
+/// as flock(1) opens it: read-only, created (0600) if missing, nothing
+/// else; a link or a FIFO is refused all the same.
+fn open_slot(site: &Site, slot: u32) -> Result<(File, PathBuf), Unusable> {
+    let path = site
+        .lock_path(slot)
+        .ok_or_else(|| Unusable(format!("lock {}: missing", site.base.display())))?;
+    let file = if site.callers(slot) {
+        files::open_lockable(None, &path, 0o600).map_err(|e| unusable(&path, &e))?
+    } else {
+        open_own(&path)?
+    };
+    Ok((file, path))
 }
 
 /// True if `path` still names the file we have open (a cleaner may have
@@ -136,22 +234,71 @@ fn still_named(file: &File, path: &Path) -> bool {
     }
 }
 
+/// Sets the description's position to a random number nobody else knows
+/// (the proof that a process holds this lock, see the module doc): up to
+/// 2^40, or 2^31 where the file system allows no more.  0 if none can be.
+fn mark(file: &File) -> u64 {
+    for bits in [40, 31] {
+        let nonce = (files::random_u64() >> (64 - bits)) | 1;
+        // SAFETY: lseek on a descriptor we own; a regular file, so it only
+        // moves the position.
+        let at = unsafe { libc::lseek(file.as_raw_fd(), nonce as libc::off_t, libc::SEEK_SET) };
+        if at >= 0 && at as u64 == nonce {
+            return nonce;
+        }
+    }
+    0
+}
+
 /// A held lock.
 pub struct Lock {
     pub file: File,
     pub path: PathBuf,
     pub slot: u32,
+    /// The position that marks this lock's open file description.
+    pub ofd: u64,
+    /// The record the previous holder of this slot left, if it left one
+    /// (a runonce that was SIGKILLed: its cgroup may need clearing).
+    pub previous: Option<Box<Holder>>,
+    site: Site,
 }
 
 impl Lock {
-    /// Records the holder in the lock file, for `--status`, skips and
-    /// `--replace`.  One write at offset 0 of a terminated record.
+    /// A lock just taken: mark it, keep the previous record, record `me`.
+    fn taken(site: &Site, slot: u32, file: File, path: PathBuf, me: &Holder) -> Lock {
+        let ofd = mark(&file);
+        let mut lock = Lock { file, path, slot, ofd, previous: None, site: site.clone() };
+        lock.previous = crate::holder::record(site, slot).map(Box::new);
+        // what the previous holder left to clear stays on record until
+        // this run has cleared it
+        let mut me = me.clone();
+        me.leftovers = lock.previous.as_ref().map(|p| p.to_clear()).unwrap_or_default();
+        lock.write_holder(&me);
+        lock
+    }
+
+    /// Records the holder, for `--status`, skips, `--replace` and the
+    /// next run: a file of its own, replaced atomically, mode 0600.
     pub fn write_holder(&self, holder: &Holder) {
-        let text = holder.to_text();
-        use std::os::unix::fs::FileExt;
-        if self.file.write_all_at(text.as_bytes(), 0).is_ok() {
-            let _ = self.file.set_len(text.len() as u64);
+        let mut h = holder.clone();
+        h.ofd = self.ofd;
+        h.lock = file_id(&self.path).unwrap_or_default();
+        if let Some(name) = self.record_name() {
+            let _ = files::replace(&self.site.dir, &name, h.to_text().as_bytes(), 0o600, false);
         }
+    }
+
+    /// The run is over: its record goes (a record left behind means its
+    /// runonce was killed).
+    pub fn clear_holder(&self) {
+        if let (Some(name), Ok(dir)) = (self.record_name(), files::open_dir(&self.site.dir)) {
+            files::remove_in(&dir, &name);
+        }
+    }
+
+    fn record_name(&self) -> Option<String> {
+        let path = self.site.record_path(self.slot)?;
+        Some(path.file_name()?.to_string_lossy().into_owned())
     }
 
     /// Releases the lock for every process sharing the open file
@@ -161,28 +308,44 @@ impl Lock {
     }
 }
 
-/// Tries every slot once.  Ok(None) if all are busy.
-pub fn try_acquire(base: &Path, slots: u32) -> Result<Option<Lock>, Unusable> {
+/// What trying the lock once came to.
+pub enum Tried {
+    Got(Lock),
+    /// Every slot is held.
+    Busy,
+    /// A slot was free, but a `--wait` run is queued and goes first.
+    Yielded,
+}
+
+/// Tries every slot once; the lock taken is recorded as held by `me`.
+/// With `yield_to_waiters`, a free slot is left to a queued waiter (see
+/// `waiters_queued`) before anything is recorded.
+pub fn try_acquire(
+    site: &Site,
+    slots: u32,
+    me: &Holder,
+    yield_to_waiters: bool,
+) -> Result<Tried, Unusable> {
     for slot in 0..slots {
-        let path = slot_path(base, slot);
         loop {
-            let file = open_lock_file(&path)?;
+            let (file, path) = open_slot(site, slot)?;
             match file.try_lock() {
                 Ok(()) if still_named(&file, &path) => {
-                    return Ok(Some(Lock { file, path, slot }));
+                    if yield_to_waiters && waiters_queued(site) {
+                        return Ok(Tried::Yielded);
+                    }
+                    return Ok(Tried::Got(Lock::taken(site, slot, file, path, me)));
                 }
                 Ok(()) => continue, // the name now points elsewhere: lock that
                 Err(TryLockError::WouldBlock) => break,
-                Err(TryLockError::Error(e)) => {
-                    return Err(Unusable(format!("lock {}: {e}", path.display())));
-                }
+                Err(TryLockError::Error(e)) => return Err(unusable(&path, &e)),
             }
         }
     }
-    Ok(None)
+    Ok(Tried::Busy)
 }
 
-/// The waiters' queue of a job: `NAME.waiters` beside the slot-0 lock file.
+/// The waiters' queue of a job (`NAME.waiters` in the lock directory).
 /// Every `--wait` run holds a shared flock on it while it waits.
 ///
 /// Why: on unlock, Linux wakes the blocked flock() waiters and lets them race
@@ -191,33 +354,34 @@ pub fn try_acquire(base: &Path, slots: u32) -> Result<Option<Lock>, Unusable> {
 /// lock free but a waiter queued therefore yields (see `waiters_queued`):
 /// waiters come before newcomers.  Among themselves waiters still race, each
 /// with an equal chance at every release.  A dead waiter's flock vanishes
-/// with it, so the queue can never be left stale.
-pub fn queue_path(base: &Path) -> PathBuf {
-    let name = base.file_name().unwrap_or_default().to_string_lossy();
-    let stem = name.strip_suffix(".lock").unwrap_or(&name);
-    base.with_file_name(format!("{stem}.waiters"))
-}
-
-/// Opens the queue file (creating it for a waiter).  None if it cannot be
-/// used, or if another user owns it: a stranger's file must not be able to
-/// make every run of the job skip.
-fn open_queue(base: &Path, create: bool) -> Option<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(create)
-        .create(create)
-        .truncate(false)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(queue_path(base))
-        .ok()?;
+/// with it, so the queue can never be left stale.  The file is private: a
+/// stranger able to lock it could make every run of the job skip.
+fn open_queue(site: &Site, create: bool) -> Option<File> {
+    let path = site.queue_path()?;
+    let file = match files::open_existing(&path) {
+        Ok(f) => f,
+        Err(_) if create => return open_own(&path).ok(),
+        Err(_) => return None,
+    };
     let meta = file.metadata().ok()?;
-    (meta.is_file() && meta.uid() == sys::geteuid()).then_some(file)
+    if meta.uid() != sys::geteuid() {
+        return None;
+    }
+    if meta.mode() & 0o077 == 0 {
+        return Some(file);
+    }
+    // left readable by an older version: anyone may hold a lock on it
+    // through a descriptor opened back then.  A fresh private file takes
+    // its place (the queue only orders waiters; the lock file itself is
+    // never replaced).
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    files::replace(&site.dir, &name, b"", 0o600, false).ok()?;
+    files::open_existing(&path).ok()
 }
 
 /// Whether a `--wait` run is queued for this job.
-pub fn waiters_queued(base: &Path) -> bool {
-    open_queue(base, false).is_some_and(|q| matches!(q.try_lock(), Err(TryLockError::WouldBlock)))
+pub fn waiters_queued(site: &Site) -> bool {
+    open_queue(site, false).is_some_and(|q| matches!(q.try_lock(), Err(TryLockError::WouldBlock)))
 }
 
 /// What `seize` found.
@@ -230,33 +394,39 @@ pub enum Seized {
     Queued,
 }
 
-/// Locks every existing slot file of a job and its waiters' queue without
-/// waiting, for `--forget`: while they are held no run of the job can
-/// start, and a run that opened a file before it is unlinked notices when
-/// it gets the lock (the path no longer names that file) and starts over.
-pub fn seize(base: &Path) -> Result<Seized, Unusable> {
+/// Locks every existing slot file of a job, its waiters' queue and its
+/// enforcers' lock without waiting, for `--forget`: while they are held no
+/// run of the job can start, and a run that opened a file before it is
+/// unlinked notices when it gets the lock (the path no longer names that
+/// file) and starts over.  The holder records go with them (they are not
+/// locks: listed with the slot they belong to).
+pub fn seize(site: &Site) -> Result<Seized, Unusable> {
     let mut held = Vec::new();
     for slot in 0.. {
-        let path = slot_path(base, slot);
-        if fs::symlink_metadata(&path).is_err() {
+        let Some(path) = site.lock_path(slot).filter(|p| fs::symlink_metadata(p).is_ok()) else {
             break;
-        }
-        let file = open_lock_file(&path)?;
+        };
+        let (file, path) = open_slot(site, slot).map(|(f, _)| (f, path))?;
         match file.try_lock() {
             Ok(()) => held.push((path, file)),
             Err(TryLockError::WouldBlock) => return Ok(Seized::Busy(path)),
-            Err(TryLockError::Error(e)) => {
-                return Err(Unusable(format!("lock {}: {e}", path.display())));
-            }
+            Err(TryLockError::Error(e)) => return Err(unusable(&path, &e)),
         }
     }
-    if let Some(queue) = open_queue(base, false) {
+    if let Some(queue) = open_queue(site, false) {
+        let path = site.queue_path().unwrap_or_default();
         match queue.try_lock() {
-            Ok(()) => held.push((queue_path(base), queue)),
+            Ok(()) => held.push((path, queue)),
             Err(TryLockError::WouldBlock) => return Ok(Seized::Queued),
-            Err(TryLockError::Error(e)) => {
-                return Err(Unusable(format!("{}: {e}", queue_path(base).display())));
-            }
+            Err(TryLockError::Error(e)) => return Err(unusable(&path, &e)),
+        }
+    }
+    if let Some(path) = site.enforcer_path().filter(|p| fs::symlink_metadata(p).is_ok()) {
+        let file = open_own(&path)?;
+        match file.try_lock() {
+            Ok(()) => held.push((path, file)),
+            Err(TryLockError::WouldBlock) => return Ok(Seized::Busy(path)),
+            Err(TryLockError::Error(e)) => return Err(unusable(&path, &e)),
         }
     }
     Ok(Seized::All(held))
@@ -277,23 +447,24 @@ pub enum Waited {
 /// signalfd; `orphan_deadline` wakes the wait when an orphaned holder
 /// outlives its recorded deadline.
 pub fn wait_acquire(
-    base: &Path,
+    site: &Site,
     slots: u32,
     until: Option<Instant>,
     signals: &OwnedFd,
     orphan_deadline: Option<Instant>,
+    me: &Holder,
 ) -> Result<Waited, Unusable> {
     // held until this function returns: the lock is then ours, or we gave up
-    let _queued = open_queue(base, true).filter(|q| q.lock_shared().is_ok());
+    let _queued = open_queue(site, true).filter(|q| q.lock_shared().is_ok());
     let (ready_r, ready_w) = sys::pipe().map_err(|e| Unusable(format!("pipe: {e}")))?;
     let ready_w = Arc::new(ready_w);
     let done = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel::<Result<Lock, Unusable>>();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(u32, File, PathBuf), Unusable>>();
     for slot in 0..slots {
-        let path = slot_path(base, slot);
+        let site = site.clone();
         let (tx, done, ready_w) = (tx.clone(), done.clone(), ready_w.clone());
         std::thread::spawn(move || {
-            let result = block_on_slot(&path, slot, &done);
+            let result = block_on_slot(&site, slot, &done);
             if let Some(result) = result {
                 let won = result.is_err() || !done.swap(true, Ordering::SeqCst);
                 if won && tx.send(result).is_ok() {
@@ -304,14 +475,17 @@ pub fn wait_acquire(
         });
     }
     drop(tx);
+    let got = |r: Result<(u32, File, PathBuf), Unusable>| {
+        r.map(|(slot, file, path)| Waited::Got(Lock::taken(site, slot, file, path, me)))
+    };
     loop {
         let now = Instant::now();
         let deadline = [until, orphan_deadline].into_iter().flatten().min();
         if deadline.is_some_and(|d| d <= now) {
             done.store(true, Ordering::SeqCst);
             // a lock won in this very instant is still ours to use
-            if let Ok(got) = rx.try_recv() {
-                return got.map(Waited::Got);
+            if let Ok(r) = rx.try_recv() {
+                return got(r);
             }
             return Ok(if orphan_deadline.is_some_and(|d| d <= now) {
                 Waited::OrphanDeadline
@@ -326,139 +500,95 @@ pub fn wait_acquire(
         sys::poll(&mut fds, deadline.map(|d| d - now))
             .map_err(|e| Unusable(format!("poll: {e}")))?;
         if fds[0].revents != 0
-            && let Ok(got) = rx.recv()
+            && let Ok(r) = rx.recv()
         {
-            return got.map(Waited::Got);
+            return got(r);
         }
-        if fds[1].revents != 0 {
-            while let Some(got) = sys::read_signal(signals) {
-                if got.signo != libc::SIGCHLD {
-                    done.store(true, Ordering::SeqCst);
-                    return Ok(Waited::Signal(got.signo));
-                }
-            }
+        if fds[1].revents != 0
+            && let Some(sig) = forwarded_signal(signals)
+        {
+            done.store(true, Ordering::SeqCst);
+            return Ok(Waited::Signal(sig));
         }
     }
+}
+
+/// The first signal other than SIGCHLD waiting on the signalfd.
+fn forwarded_signal(signals: &OwnedFd) -> Option<i32> {
+    while let Some(got) = sys::read_signal(signals) {
+        if got.signo != libc::SIGCHLD {
+            return Some(got.signo);
+        }
+    }
+    None
 }
 
 /// Blocks in flock() on one slot until it is ours, re-opening if the file
 /// was replaced.  None once another slot has won.
-fn block_on_slot(path: &Path, slot: u32, done: &AtomicBool) -> Option<Result<Lock, Unusable>> {
+fn block_on_slot(
+    site: &Site,
+    slot: u32,
+    done: &AtomicBool,
+) -> Option<Result<(u32, File, PathBuf), Unusable>> {
     loop {
-        let file = match open_lock_file(path) {
+        let (file, path) = match open_slot(site, slot) {
             Ok(f) => f,
             Err(e) => return Some(Err(e)),
         };
         if let Err(e) = file.lock() {
-            return Some(Err(Unusable(format!("lock {}: {e}", path.display()))));
+            return Some(Err(unusable(&path, &e)));
         }
         if done.load(Ordering::SeqCst) {
             return None;
         }
-        if still_named(&file, path) {
-            return Some(Ok(Lock { file, path: path.to_path_buf(), slot }));
+        if still_named(&file, &path) {
+            return Some(Ok((slot, file, path)));
         }
     }
 }
 
-/// Who holds a lock: what the lock file says, checked against /proc.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Holder {
-    pub name: String,
-    pub runonce: Option<ProcId>,
-    pub job: Option<ProcId>,
-    /// Wall-clock start of the run, seconds since the epoch.
-    pub started_unix: f64,
-    /// CLOCK_MONOTONIC deadline in ns (0: none).
-    pub deadline_mono_ns: u64,
-    pub uid: u32,
-    /// The job's cgroup: one directory per hierarchy (one `cgroup=` line
-    /// each), so that the next runonce can kill and remove what a
-    /// SIGKILLed runonce left behind.
-    pub cgroups: Vec<String>,
-}
-
-impl Holder {
-    pub fn to_text(&self) -> String {
-        let mut t = String::new();
-        let id =
-            |p: Option<ProcId>| p.map(|p| format!("{} {}", p.pid, p.start)).unwrap_or_default();
-        t.push_str(&format!("name={}\n", self.name));
-        t.push_str(&format!("runonce={}\n", id(self.runonce)));
-        t.push_str(&format!("job={}\n", id(self.job)));
-        t.push_str(&format!("started={:.3}\n", self.started_unix));
-        t.push_str(&format!("deadline_mono_ns={}\n", self.deadline_mono_ns));
-        t.push_str(&format!("uid={}\n", self.uid));
-        for dir in &self.cgroups {
-            t.push_str(&format!("cgroup={dir}\n"));
+/// The enforcers' lock of a job (`NAME.enforce`, private): a run that ends
+/// another run (`--replace`, an overdue orphan) holds it from reading the
+/// holder until it has taken the lock and recorded itself, so that
+/// enforcers started together never end each other's fresh run by mistake.
+/// Waits in the kernel; Ok(Err(signal)) if a signal came first.
+pub fn enforcer(site: &Site, signals: &OwnedFd) -> Result<Result<File, i32>, Unusable> {
+    let path = site
+        .enforcer_path()
+        .ok_or_else(|| Unusable(format!("lock {}: missing", site.base.display())))?;
+    let file = open_own(&path)?;
+    match file.try_lock() {
+        Ok(()) => return Ok(Ok(file)),
+        Err(TryLockError::WouldBlock) => {}
+        Err(TryLockError::Error(e)) => return Err(unusable(&path, &e)),
+    }
+    let (ready_r, ready_w) = sys::pipe().map_err(|e| Unusable(format!("pipe: {e}")))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = file.lock().map(|()| file);
+        // given up on: the file, and with it the lock, drops here
+        if tx.send(result).is_ok() {
+            let _ = sys::write_fd(ready_w.as_raw_fd(), b"x");
         }
-        t.push_str("end\n");
-        t
-    }
-
-    /// Parses a lock file; None if it is empty or torn.
-    pub fn parse(text: &str) -> Option<Holder> {
-        let mut h = Holder::default();
-        let id = |v: &str| {
-            let mut it = v.split_whitespace();
-            Some(ProcId { pid: it.next()?.parse().ok()?, start: it.next()?.parse().ok()? })
-        };
-        for line in text.lines() {
-            if line == "end" {
-                return Some(h);
-            }
-            let (k, v) = line.split_once('=')?;
-            match k {
-                "name" => h.name = v.to_string(),
-                "runonce" => h.runonce = id(v),
-                "job" => h.job = id(v),
-                "started" => h.started_unix = v.parse().ok()?,
-                "deadline_mono_ns" => h.deadline_mono_ns = v.parse().ok()?,
-                "uid" => h.uid = v.parse().ok()?,
-                "cgroup" if !v.is_empty() => h.cgroups.push(v.to_string()),
-                _ => {}
-            }
+    });
+    loop {
+        let mut fds = [
+            sys::pollfd(ready_r.as_raw_fd(), libc::POLLIN),
+            sys::pollfd(signals.as_raw_fd(), libc::POLLIN),
+        ];
+        sys::poll(&mut fds, None).map_err(|e| Unusable(format!("poll: {e}")))?;
+        if fds[0].revents != 0 {
+            return match rx.recv() {
+                Ok(Ok(f)) => Ok(Ok(f)),
+                Ok(Err(e)) => Err(unusable(&path, &e)),
+                Err(_) => Err(Unusable(format!("lock {}: lost", path.display()))),
+            };
         }
-        None
-    }
-
-    pub fn read(path: &Path) -> Option<Holder> {
-        Holder::parse(&fs::read_to_string(path).ok()?)
-    }
-
-    /// The PID to show for this holder: the job's if it lives, else runonce's.
-    pub fn shown_pid(&self) -> Option<i32> {
-        self.job.filter(ProcId::alive).or(self.runonce).map(|p| p.pid)
-    }
-
-    /// runonce is gone but the lock is still held: the job is orphaned.
-    pub fn orphaned(&self) -> bool {
-        self.runonce.is_some_and(|r| !r.alive())
-    }
-
-    pub fn age_secs(&self) -> f64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        (now - self.started_unix).max(0.0)
-    }
-
-    /// The job's cgroup as recorded, checked against the holder's name and
-    /// runonce PID (see `Cgroup::of_holder`).
-    pub fn cgroup(&self) -> Option<Cgroup> {
-        let pid = self.runonce?.pid;
-        Cgroup::of_holder(&cgroup::Fs::discover(), &self.cgroups, &self.name, pid)
-    }
-
-    /// The recorded deadline as an Instant of this process.
-    pub fn deadline(&self) -> Option<Instant> {
-        if self.deadline_mono_ns == 0 {
-            return None;
+        if fds[1].revents != 0
+            && let Some(sig) = forwarded_signal(signals)
+        {
+            return Ok(Err(sig));
         }
-        let now = sys::monotonic_ns();
-        let left = Duration::from_nanos(self.deadline_mono_ns.saturating_sub(now));
-        Instant::now().checked_add(left)
     }
 }
 
@@ -466,11 +596,11 @@ impl Holder {
 /// /proc/locks so that looking never takes the lock (a `--status` must not
 /// make a cron run skip).
 pub fn is_held(path: &Path) -> bool {
-    let Ok(meta) = fs::symlink_metadata(path) else {
+    let Some((dev, ino)) = file_id(path) else {
         return false;
     };
     match fs::read_to_string("/proc/locks") {
-        Ok(locks) => locks_mention(&locks, meta.dev(), meta.ino()),
+        Ok(locks) => lockers_in(&locks, dev, ino).is_some(),
         // no /proc/locks: a shared try-lock is the next best test
         Err(_) => File::open(path).is_ok_and(|f| match f.try_lock_shared() {
             Ok(()) => {
@@ -482,62 +612,60 @@ pub fn is_held(path: &Path) -> bool {
     }
 }
 
-fn locks_mention(locks: &str, dev: u64, ino: u64) -> bool {
+/// Whether the lock file at `path` is held, tested with a shared try-lock
+/// released at once.  For runs that are about to take the lock anyway: in a
+/// PID namespace, /proc/locks leaves out the locks whose taker is gone (an
+/// orphaned job's), so only a try tells.
+pub fn probe_held(path: &Path) -> bool {
+    let Ok(file) = files::open_existing(path) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// The PIDs that took the flocks held on (dev, ino), as /proc/locks tells
+/// them (0 or -1 where the taker is gone or in another PID namespace);
+/// None if the file is not locked.
+pub fn lockers(dev: u64, ino: u64) -> Option<Vec<i32>> {
+    lockers_in(&fs::read_to_string("/proc/locks").ok()?, dev, ino)
+}
+
+fn lockers_in(locks: &str, dev: u64, ino: u64) -> Option<Vec<i32>> {
     let major = libc::major(dev);
     let minor = libc::minor(dev);
     let want = format!("{major:02x}:{minor:02x}:{ino}");
-    locks.lines().any(|l| {
-        l.contains("FLOCK") && !l.contains("->") && l.split_whitespace().any(|w| w == want)
-    })
-}
-
-/// Processes that hold the lock through an inherited descriptor, plus the
-/// descendants of the holder's runonce if it lives and the members of the
-/// job's cgroup (which finds even those that closed the lock and left the
-/// tree): the whole old job.
-pub fn holder_tree(lock_path: &Path, holder: &Holder) -> Vec<ProcId> {
-    let mut tree = Vec::new();
-    if let Some(r) = holder.runonce.filter(ProcId::alive) {
-        tree.extend(procs::descendants(r.pid).into_iter().map(|m| m.id));
-    }
-    if let Some(cg) = holder.cgroup() {
-        for p in cg.members() {
-            if !tree.contains(&p) {
-                tree.push(p);
-            }
-        }
-    }
-    if let Ok(meta) = fs::symlink_metadata(lock_path) {
-        for p in procs::lock_holders(meta.dev(), meta.ino()) {
-            if Some(p) != holder.runonce && !tree.contains(&p) {
-                tree.push(p);
-            }
-        }
-    }
-    tree
+    let pids: Vec<i32> = locks
+        .lines()
+        .filter(|l| l.contains("FLOCK") && !l.contains("->"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|&w| w == want)?;
+            Some(words.get(at.checked_sub(1)?)?.parse().unwrap_or(0))
+        })
+        .collect();
+    (!pids.is_empty()).then_some(pids)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
-    #[test]
-    fn holder_round_trip() {
-        let h = Holder {
-            name: "job".into(),
-            runonce: Some(ProcId { pid: 10, start: 20 }),
-            job: Some(ProcId { pid: 11, start: 21 }),
-            started_unix: 1.5,
-            deadline_mono_ns: 99,
-            uid: 0,
-            cgroups: vec!["/sys/fs/cgroup/x".into(), "/sys/fs/cgroup/memory/x".into()],
-        };
-        assert_eq!(Holder::parse(&h.to_text()), Some(h.clone()));
-        let torn = &h.to_text()[..20];
-        assert_eq!(Holder::parse(torn), None);
-        // a longer old record after the terminator is ignored
-        let mixed = format!("{}runonce=1 2\n", h.to_text());
-        assert_eq!(Holder::parse(&mixed), Some(h));
+    fn me() -> Holder {
+        Holder { name: "j".into(), ..Holder::default() }
+    }
+
+    fn got(t: Result<Tried, Unusable>) -> Lock {
+        match t {
+            Ok(Tried::Got(l)) => l,
+            _ => panic!("the lock was not taken"),
+        }
     }
 
     #[test]
@@ -545,38 +673,77 @@ mod tests {
         let base = Path::new("/d/job.lock");
         assert_eq!(slot_path(base, 0), Path::new("/d/job.lock"));
         assert_eq!(slot_path(base, 2), Path::new("/d/job@2.lock"));
+        let site = Site::named(Path::new("/d"), "job");
+        assert_eq!(site.record_path(0).unwrap(), Path::new("/d/job.holder"));
+        assert_eq!(site.record_path(1).unwrap(), Path::new("/d/job@1.holder"));
+        assert_eq!(site.queue_path().unwrap(), Path::new("/d/job.waiters"));
     }
 
     #[test]
-    fn proc_locks_line() {
+    fn explicit_lock_files_name_side_files_by_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.txt");
+        fs::write(&data, "keep\n").unwrap();
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o644)).unwrap();
+        let locks = dir.path().join("locks");
+        prepare_dir(&locks).unwrap();
+        let site = Site::explicit(&locks, &data);
+        let (dev, ino) = file_id(&data).unwrap();
+        let lock = got(try_acquire(&site, 2, &me(), false));
+        assert_eq!(site.record_path(0).unwrap(), locks.join(format!("@{dev}-{ino}.holder")));
+        assert_eq!(site.lock_path(1).unwrap(), locks.join(format!("@{dev}-{ino}@1.lock")));
+        let h = Holder::load(&site.record_path(0).unwrap()).unwrap();
+        assert_eq!((h.lock, h.ofd), ((dev, ino), lock.ofd));
+        assert!(lock.ofd != 0);
+        assert_eq!(fs::read_to_string(&data).unwrap(), "keep\n", "never written");
+        assert_eq!(fs::metadata(&data).unwrap().mode() & 0o7777, 0o644, "never chmod'ed");
+        let second = got(try_acquire(&site, 2, &me(), false));
+        assert_eq!(second.slot, 1);
+        assert!(!dir.path().join("data.txt@1.lock").exists(), "nothing beside the file");
+    }
+
+    #[test]
+    fn proc_locks_lines() {
         let dev = libc::makedev(0xfd, 1);
         let l = "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF\n";
-        assert!(locks_mention(l, dev, 1234));
-        assert!(!locks_mention(l, dev, 123));
+        assert_eq!(lockers_in(l, dev, 1234), Some(vec![4242]));
+        assert_eq!(lockers_in(l, dev, 123), None);
         let blocked = "1: -> FLOCK  ADVISORY  WRITE 4243 fd:01:1234 0 EOF\n";
-        assert!(!locks_mention(blocked, dev, 1234));
+        assert_eq!(lockers_in(blocked, dev, 1234), None);
     }
 
     #[test]
     fn try_then_busy_then_free() {
         let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().join("j.lock");
-        let a = try_acquire(&base, 1).unwrap().unwrap();
-        assert!(is_held(&base));
-        assert!(try_acquire(&base, 1).unwrap().is_none());
-        let b = try_acquire(&base, 2).unwrap().unwrap();
+        let site = Site::named(dir.path(), "j");
+        let a = got(try_acquire(&site, 1, &me(), false));
+        assert!(is_held(&site.base));
+        let meta = fs::metadata(&site.base).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o1600, "private and sticky");
+        assert!(matches!(try_acquire(&site, 1, &me(), false), Ok(Tried::Busy)));
+        let b = got(try_acquire(&site, 2, &me(), false));
         assert_eq!(b.slot, 1);
         drop(a);
         // another test thread forking at this moment holds a copy of the fd
         // until its child execs: allow for that window
         let free = (0..200).any(|_| {
-            let got = try_acquire(&base, 1).unwrap().is_some();
-            if !got {
+            let free = matches!(try_acquire(&site, 1, &me(), false), Ok(Tried::Got(_)));
+            if !free {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            got
+            free
         });
         assert!(free);
+    }
+
+    #[test]
+    fn older_readable_lock_files_become_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::named(dir.path(), "old");
+        fs::write(&site.base, "").unwrap();
+        fs::set_permissions(&site.base, fs::Permissions::from_mode(0o1644)).unwrap();
+        let _l = got(try_acquire(&site, 1, &me(), false));
+        assert_eq!(fs::metadata(&site.base).unwrap().mode() & 0o7777, 0o1600);
     }
 
     #[test]
@@ -586,7 +753,8 @@ mod tests {
         fs::write(&target, "").unwrap();
         let link = dir.path().join("l.lock");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(try_acquire(&link, 1).is_err());
+        assert!(try_acquire(&Site::explicit(dir.path(), &link), 1, &me(), false).is_err());
+        assert!(try_acquire(&Site::named(dir.path(), "l"), 1, &me(), false).is_err());
     }
 
     #[test]

@@ -1,11 +1,10 @@
 //! Where records go (cli.md section 6): syslog (default), stderr, a JSON
 //! lines file, or nowhere.  A sink that fails never fails the job.
 
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use crate::files;
 use crate::parse::LogTarget;
 use crate::record::{Event, Outcome, Record};
 use crate::ui;
@@ -62,16 +61,20 @@ impl Logger {
     }
 
     /// One JSON object a line, appended with O_APPEND in a single write, so
-    /// that records of concurrent jobs never interleave.
-    fn json(&mut self, path: &PathBuf, rec: &Record) {
-        let mut line = rec.to_json();
-        line.push('\n');
-        let result = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o644)
-            .open(path)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
+    /// that records of concurrent jobs never interleave; on a fresh line
+    /// even if an earlier write was cut short (a full disk), so that one
+    /// torn record never takes the next with it.  Never through a link,
+    /// never into a FIFO (files.rs).  The flock taken meanwhile is on the
+    /// log, so it only orders runonce's own writers.
+    fn json(&mut self, path: &Path, rec: &Record) {
+        let line = rec.to_json();
+        let result = files::open_append(path, 0o644).and_then(|mut f| {
+            // runonce's writers take turns to look at the end and append: a
+            // record another is writing would look torn half-way through
+            let _turn = f.try_clone().and_then(|c| files::lock_within(c, JSON_PATIENCE)).ok();
+            let text = if ends_open(&f) { format!("\n{line}\n") } else { format!("{line}\n") };
+            f.write_all(text.as_bytes())
+        });
         if let Err(e) = result {
             self.warn_once(format!("--log json:{}: cannot write: {e}", path.display()));
         }
@@ -93,7 +96,9 @@ impl Logger {
                 Err(_) => Syslog::Unreachable,
             };
         }
-        let words = rec.to_words();
+        // escaped as on stderr: a newline or an escape sequence in an
+        // argument must not forge a record or reach a terminal raw
+        let words = ui::one_line(&rec.to_words());
         let sent = match &mut self.syslog {
             Syslog::Connected(conn) => match record_severity(rec) {
                 Severity::Info => conn.info(&words),
@@ -132,6 +137,17 @@ impl Logger {
             Event::Finish => self.held_attempts.clear(),
         }
     }
+}
+
+/// How long a record waits for another runonce's append to the same file.
+const JSON_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The file is not empty and its last byte is not a newline.
+fn ends_open(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(len) = file.metadata().map(|m| m.len()) else { return false };
+    let mut last = [0u8; 1];
+    len > 0 && file.read_at(&mut last, len - 1).is_ok_and(|n| n == 1 && last[0] != b'\n')
 }
 
 /// How long a record may wait for a syslog daemon that does not read its

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fleet::Holder;
 use crate::record::Outcome;
-use crate::state::{self, JobState};
+use crate::state::JobState;
 
 const OUTCOMES: &[Outcome] = &[
     Outcome::Ok,
@@ -110,9 +110,16 @@ pub fn render(state: &JobState, running: u32, lease: Option<&Holder>) -> String 
 
 /// The textfile of job `name` in `dir`.
 pub fn path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("runonce_{name}.prom"))
+    dir.join(file_name(name))
 }
 
+fn file_name(name: &str) -> String {
+    format!("runonce_{name}.prom")
+}
+
+/// Writes the textfile atomically, through an exclusive temp file: a link
+/// or FIFO planted at any name in the directory is never written through
+/// or waited on (files.rs).
 pub fn write(
     dir: &Path,
     state: &JobState,
@@ -122,7 +129,8 @@ pub fn write(
     if !dir.is_dir() {
         std::fs::create_dir_all(dir)?;
     }
-    state::write_atomic(&path(dir, &state.name), render(state, running, lease).as_bytes())
+    let text = render(state, running, lease);
+    crate::files::replace(dir, &file_name(&state.name), text.as_bytes(), 0o644, true)
 }
 
 #[cfg(test)]

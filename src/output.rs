@@ -12,58 +12,115 @@ use crate::sys;
 
 /// Held output stays in memory up to this size, then spills to a temp file.
 const SPILL_AT: usize = 4 << 20;
+/// Without a spill file (none could be made, or it filled up), the newest
+/// output kept beside the oldest: the head and the tail of the output.
+const TAIL_MAX: usize = 2 << 20;
 /// Pass-through moves at most this much per write: a write of at most
 /// PIPE_BUF to a pipe that polled writable never blocks runonce's loop.
 const CHUNK: usize = 4096;
+/// Bytes of a frame before its data: the stream and the length.
+const FRAME_HEAD: usize = 5;
 
 /// Output held for `--quiet`, in the order it was read, as frames of
-/// (stream, length, bytes).
+/// (stream, length, bytes).  Memory stays bounded whatever happens to the
+/// spill file: without one, the first `SPILL_AT` bytes and the last
+/// `TAIL_MAX` are kept and what lies between is counted as lost.
 #[derive(Default)]
 pub struct Held {
-    mem: Vec<u8>,
-    file: Option<File>,
+    head: Vec<u8>,
+    /// The spill file and how many bytes of whole frames it holds.
+    file: Option<(File, u64)>,
+    /// No (more) spilling: making or writing the file failed.
+    no_spill: Option<String>,
+    tail: std::collections::VecDeque<Vec<u8>>,
+    tail_bytes: usize,
+    /// Bytes of output dropped between the head and the tail.
+    pub lost: u64,
 }
 
 impl Held {
     fn push(&mut self, fd: RawFd, data: &[u8]) {
-        let mut frame = Vec::with_capacity(data.len() + 5);
+        let mut frame = Vec::with_capacity(data.len() + FRAME_HEAD);
         frame.push(fd as u8);
         frame.extend_from_slice(&(data.len() as u32).to_le_bytes());
         frame.extend_from_slice(data);
         if self.file.is_none()
-            && self.mem.len() + frame.len() > SPILL_AT
-            && let Ok(mut f) = spill_file()
-            && f.write_all(&self.mem).is_ok()
+            && self.no_spill.is_none()
+            && self.head.len() + frame.len() > SPILL_AT
         {
-            self.mem = Vec::new();
-            self.file = Some(f);
+            self.spill();
         }
-        match &mut self.file {
-            Some(f) => {
-                if f.write_all(&frame).is_err() {
-                    // disk full: keep what we can in memory rather than lose it
-                    self.mem.extend_from_slice(&frame);
+        if let Some((f, len)) = self.file.as_mut().filter(|_| self.no_spill.is_none()) {
+            match f.write_all(&frame) {
+                Ok(()) => {
+                    *len += frame.len() as u64;
+                    return;
+                }
+                Err(e) => {
+                    // a torn frame at the end is cut off at replay (`len`)
+                    self.no_spill = Some(format!("spill file: {e}"));
                 }
             }
-            None => self.mem.extend_from_slice(&frame),
+        }
+        // once output went to the tail, all later output must, to keep order
+        let fits = self.file.is_none() && self.head.len() + frame.len() <= SPILL_AT;
+        if self.tail_bytes == 0 && self.lost == 0 && (self.no_spill.is_none() || fits) {
+            self.head.extend_from_slice(&frame);
+            return;
+        }
+        self.tail_bytes += frame.len();
+        self.tail.push_back(frame);
+        while self.tail_bytes > TAIL_MAX {
+            let Some(old) = self.tail.pop_front() else { break };
+            self.tail_bytes -= old.len();
+            self.lost += (old.len() - FRAME_HEAD) as u64;
         }
     }
 
-    /// Writes everything back, stdout to fd 1 and stderr to fd 2, in the
-    /// order it was read.  Write errors are ignored (a closed stdout must
-    /// not change the job's exit status).
+    /// Moves the head into a new spill file, or notes why there is none.
+    fn spill(&mut self) {
+        let made = spill_file().and_then(|mut f| {
+            f.write_all(&self.head)?;
+            Ok(f)
+        });
+        match made {
+            Ok(f) => {
+                self.file = Some((f, self.head.len() as u64));
+                self.head = Vec::new();
+            }
+            Err(e) => {
+                self.no_spill =
+                    Some(format!("no spill file in {}: {e}", std::env::temp_dir().display()))
+            }
+        }
+    }
+
+    /// Writes everything kept back, stdout to fd 1 and stderr to fd 2, in
+    /// the order it was read, with a line on stderr where output was lost.
+    /// Write errors are ignored (a closed stdout must not change the job's
+    /// exit status).
     pub fn replay(mut self) {
-        if let Some(mut f) = self.file.take()
+        if let Some((mut f, len)) = self.file.take()
             && f.rewind().is_ok()
         {
-            replay_frames(&mut BufReader::new(f));
+            replay_frames(&mut BufReader::new(f).take(len));
         }
-        replay_frames(&mut self.mem.as_slice());
+        replay_frames(&mut self.head.as_slice());
+        if self.lost > 0 {
+            let why = self.no_spill.as_deref().unwrap_or("spill file unusable");
+            crate::ui::warn(&format!(
+                "{} bytes of the job's output were not kept ({why}): the rest follows",
+                self.lost
+            ));
+        }
+        for frame in self.tail {
+            replay_frames(&mut frame.as_slice());
+        }
     }
 }
 
 fn replay_frames(r: &mut impl Read) {
-    let mut head = [0u8; 5];
+    let mut head = [0u8; FRAME_HEAD];
     let mut data = Vec::new();
     while r.read_exact(&mut head).is_ok() {
         let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
@@ -75,7 +132,8 @@ fn replay_frames(r: &mut impl Read) {
     }
 }
 
-/// An unnamed temp file (O_TMPFILE), falling back to create-and-unlink.
+/// An unnamed temp file (O_TMPFILE), falling back to an exclusive file
+/// under a random name, unlinked at once.
 fn spill_file() -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = std::env::temp_dir();
@@ -88,12 +146,13 @@ fn spill_file() -> io::Result<File> {
     if named.is_ok() {
         return named;
     }
-    let path = dir.join(format!("runonce-held.{}", std::process::id()));
+    let path = dir.join(format!("runonce-held.{:016x}", crate::files::random_u64()));
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)?;
     std::fs::remove_file(&path)?;
     Ok(f)
@@ -235,11 +294,12 @@ mod tests {
         h.push(1, &big);
         assert!(h.file.is_some());
         h.push(2, b"z");
-        let mut f = h.file.take().unwrap();
+        let (mut f, len) = h.file.take().unwrap();
         f.rewind().unwrap();
         let mut all = Vec::new();
         f.read_to_end(&mut all).unwrap();
-        all.extend_from_slice(&h.mem);
+        assert_eq!(all.len() as u64, len);
+        all.extend_from_slice(&h.head);
         assert_eq!(all[0], 1);
         assert_eq!(&all[5..6], b"a");
         assert_eq!(*all.last().unwrap(), b'z');
@@ -256,5 +316,33 @@ mod tests {
         t.push(b"0123456789");
         t.push(b"");
         assert_eq!(t.into_bytes(), b"6789");
+    }
+
+    #[test]
+    fn without_a_spill_file_memory_is_bounded() {
+        let mut h = Held { no_spill: Some("test".into()), ..Held::default() };
+        let chunk = vec![b'y'; 65536];
+        h.push(1, b"first");
+        for _ in 0..200 {
+            h.push(2, &chunk);
+        }
+        h.push(1, b"last");
+        assert!(h.head.len() <= SPILL_AT && h.tail_bytes <= TAIL_MAX, "bounded");
+        assert!(h.lost > 0);
+        assert!(&h.head[5..10] == b"first");
+        assert!(&h.tail.back().unwrap()[5..] == b"last", "the newest output is kept");
+        let kept = (h.head.len() + h.tail_bytes) as u64 - kept_frames(&h);
+        assert_eq!(kept + h.lost, 5 + 200 * 65536 + 4, "every byte kept or counted");
+    }
+
+    fn kept_frames(h: &Held) -> u64 {
+        let mut n = h.tail.len() as u64;
+        let mut r = h.head.as_slice();
+        while r.len() >= FRAME_HEAD {
+            let len = u32::from_le_bytes([r[1], r[2], r[3], r[4]]) as usize;
+            r = &r[FRAME_HEAD + len..];
+            n += 1;
+        }
+        n * FRAME_HEAD as u64
     }
 }

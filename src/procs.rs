@@ -146,21 +146,16 @@ pub fn descendants(root: i32) -> Vec<Member> {
     found
 }
 
-/// The processes that hold the flock on the file (dev, ino) through an
-/// inherited descriptor: the job of a runonce that was SIGKILLed.  A
-/// process that merely has the file open without the lock (orphans kept by
-/// `--keep-orphans`, after runonce released it) does not count.
-pub fn lock_holders(dev: u64, ino: u64) -> Vec<ProcId> {
+/// The processes holding a flock on the file (dev, ino) through the open
+/// file description whose position is `pos`: the run of runonce that set
+/// that random position when it took the lock (holder.rs says why).  A
+/// process that merely has the file open, locked through another
+/// description, or not locked (kept orphans after runonce released it)
+/// does not count.  `pos` None: any description that holds a flock on it.
+pub fn ofd_holders(dev: u64, ino: u64, pos: Option<u64>) -> Vec<ProcId> {
     let mut found = Vec::new();
     for pid in all_pids() {
-        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        let holds = fds.filter_map(Result::ok).any(|fd| {
-            fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
-                && fdinfo_holds_flock(pid, &fd.file_name().to_string_lossy())
-        });
-        if holds
+        if holds_ofd(pid, dev, ino, pos)
             && let Some(id) = ProcId::of(pid)
             && id.alive()
         {
@@ -170,10 +165,28 @@ pub fn lock_holders(dev: u64, ino: u64) -> Vec<ProcId> {
     found
 }
 
-/// /proc/PID/fdinfo/FD lists the locks owned by that open file description.
-fn fdinfo_holds_flock(pid: i32, fd: &str) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
-        .is_ok_and(|t| t.lines().any(|l| l.starts_with("lock:") && l.contains("FLOCK")))
+/// Whether process `pid` holds a flock on (dev, ino) through a description
+/// at position `pos` (any, if None): see `ofd_holders`.
+pub fn holds_ofd(pid: i32, dev: u64, ino: u64, pos: Option<u64>) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok).any(|fd| {
+        fs::metadata(fd.path()).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+            && fdinfo_holds(pid, &fd.file_name().to_string_lossy(), pos)
+    })
+}
+
+/// /proc/PID/fdinfo/FD gives the description's position and lists the
+/// locks it owns.
+fn fdinfo_holds(pid: i32, fd: &str, pos: Option<u64>) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).is_ok_and(|t| fdinfo_says(&t, pos))
+}
+
+fn fdinfo_says(text: &str, pos: Option<u64>) -> bool {
+    let at = text.lines().find_map(|l| l.strip_prefix("pos:")).and_then(|v| v.trim().parse().ok());
+    pos.is_none_or(|p| at == Some(p))
+        && text.lines().any(|l| l.starts_with("lock:") && l.contains("FLOCK"))
 }
 
 /// The real UID of a process.
@@ -185,6 +198,16 @@ pub fn uid_of(pid: i32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fdinfo_position_and_lock() {
+        let t = "pos:\t1099511627776\nflags:\t0100000\nmnt_id:\t29\nino:\t12\n\
+                 lock:\t1: FLOCK  ADVISORY  WRITE 4242 fd:01:12 0 EOF\n";
+        assert!(fdinfo_says(t, Some(1 << 40)));
+        assert!(fdinfo_says(t, None));
+        assert!(!fdinfo_says(t, Some(1 << 39)));
+        assert!(!fdinfo_says("pos:\t5\nflags:\t0\n", Some(5)), "no lock");
+    }
 
     #[test]
     fn stat_with_odd_command_name() {

@@ -7,21 +7,29 @@ use std::time::{Duration, Instant};
 use crate::cgroup::{self, Cgroup, Made};
 use crate::cli::{Contain, Wait};
 use crate::config::Config;
+use crate::enforce::{self, Enforced, Stop, Why};
 use crate::exit_code;
 use crate::fleet::{self, Lease, Taken};
+use crate::holder::{self, Current, Holder};
 use crate::limits;
-use crate::lock::{self, Holder, Lock, Waited};
+use crate::lock::{self, Lock, Tried, Waited};
 use crate::log::Logger;
-use crate::metrics;
 use crate::output::Held;
 use crate::parse;
 use crate::ping::{self, Pinger};
-use crate::procs::{self, ProcId};
+use crate::procs::ProcId;
 use crate::record::{self, Event, Outcome, Record};
-use crate::state::{self, JobState, Store};
+use crate::recorder::{Recorder, Sinks};
+use crate::state::{self, Store};
 use crate::supervise::{self, Inherited};
 use crate::sys;
 use crate::ui;
+
+/// How long runonce waits at the end for its records, state and metrics
+/// to be written (recorder.rs) before it lets go of the lock anyway.
+const RECORD_PATIENCE: Duration = Duration::from_secs(8);
+/// Between two tries of a lock that was busy, then seemed free.
+const RETRY_STEP: Duration = Duration::from_millis(10);
 
 /// Signals runonce forwards to the job (cli.md section 7).
 const FORWARDED: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
@@ -55,7 +63,9 @@ pub fn setup_signals() -> std::io::Result<Signals> {
 /// The parts of a record that every record of this run shares.
 struct Ctx<'a> {
     cfg: &'a Config,
-    logger: Logger,
+    /// Records, state and metrics go through it, off the supervision path.
+    recorder: Recorder,
+    /// The state, read to decide (the circuit breaker).
     store: Store,
     started: String,
     t0: Instant,
@@ -65,8 +75,6 @@ struct Ctx<'a> {
     host: String,
     /// The lock slot this run holds, once it holds one.
     slot: Option<u32>,
-    /// Problems with the state or metrics dir already reported on stderr.
-    warned: Vec<String>,
     /// The fleet lease's holder: this run once it holds the lease, another
     /// host's run when the lease is busy (man page, FLEET).
     lease_seen: Option<fleet::Holder>,
@@ -126,76 +134,35 @@ impl Ctx<'_> {
         for problem in self.pinger.as_mut().map(|p| p.finish(&rec)).unwrap_or_default() {
             ui::note(&problem);
         }
-        let mut metrics_error = None;
-        let updated = self.store.update(
-            &self.cfg.name,
-            |s| s.apply(&rec),
-            |s| metrics_error = publish(self.cfg, self.slot, s, self.lease_seen.as_ref()).err(),
-        );
-        match updated {
-            Ok(s) if rec.outcome == Some(Outcome::Skipped) => {
-                rec.consecutive_skips = Some(s.consecutive_skips);
-            }
-            Ok(_) => {}
-            Err(e) => self.warn_once(state_problem(&self.store, &e)),
-        }
-        if let Some(e) = metrics_error {
-            self.warn_once(e);
-        }
-        rec.warnings = ui::warnings();
-        if rec.outcome.is_some_and(|o| !o.is_quiet()) {
-            // cron mails them with the job's output (--quiet held both)
-            ui::release_warnings();
-        }
-        self.logger.emit(&rec);
+        let (slot, lease) = (self.slot, self.lease_seen.clone());
+        self.recorder.submit(move |s| s.finish(rec, slot, lease.as_ref()));
+    }
+
+    /// Logs a start or attempt record.
+    fn emit(&mut self, rec: Record) {
+        self.recorder.submit(move |s| s.emit(&rec));
     }
 
     /// The job has started: the metrics say it runs, from now on.
     fn publish_start(&mut self) {
-        if self.cfg.metrics_dir.is_none() {
-            return;
-        }
-        let result = self.store.lock().map(|_guard| {
-            let mut s = self.store.load(&self.cfg.name).unwrap_or_default();
-            s.name = self.cfg.name.clone();
-            publish(self.cfg, None, &s, self.lease_seen.as_ref())
-        });
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => self.warn_once(e),
-            Err(e) => self.warn_once(state_problem(&self.store, &e)),
+        let lease = self.lease_seen.clone();
+        self.recorder.submit(move |s| s.publish_start(lease.as_ref()));
+    }
+
+    /// This run, as the holder record first shows it.
+    fn me(&self) -> Holder {
+        Holder {
+            name: self.cfg.name.clone(),
+            runonce: ProcId::of(sys::getpid()),
+            started_unix: state::unix_now(),
+            uid: sys::geteuid(),
+            ..Holder::default()
         }
     }
 
-    /// An unusable state or metrics dir never fails the job: said once.
-    fn warn_once(&mut self, msg: String) {
-        if !self.warned.contains(&msg) {
-            ui::warn(&msg);
-            self.warned.push(msg);
-        }
+    fn stop(&self) -> Stop {
+        Stop { signal: self.cfg.signal, kill_after: self.cfg.kill_after }
     }
-}
-
-fn state_problem(store: &Store, e: &std::io::Error) -> String {
-    format!("--state-dir {}: cannot update state: {e}", store.dir.display())
-}
-
-/// Writes the metrics textfile, if asked for, with the number of instances
-/// running now (besides slot `mine`, whose job is over).
-fn publish(
-    cfg: &Config,
-    mine: Option<u32>,
-    s: &JobState,
-    lease: Option<&fleet::Holder>,
-) -> Result<(), String> {
-    let Some(dir) = &cfg.metrics_dir else { return Ok(()) };
-    let live = crate::status::live(&cfg.lock_path, mine);
-    let mut s = s.clone();
-    // a run in progress is the last one started, though the state knows
-    // runs only once they end
-    s.last_start_unix = state::later(s.last_start_unix, live.newest_start);
-    metrics::write(dir, &s, live.count, lease)
-        .map_err(|e| format!("--metrics-dir {}: cannot write: {e}", dir.display()))
 }
 
 fn hostname() -> String {
@@ -209,10 +176,23 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
     if cfg.quiet {
         ui::hold_warnings();
     }
+    let store = if cfg.state_private {
+        Store::private(cfg.state_dir.clone())
+    } else {
+        Store::new(cfg.state_dir.clone())
+    };
+    let logger = Logger::new(cfg.log.clone(), cfg.facility, cfg.syslog_socket.clone());
+    let sinks = Sinks::new(
+        logger,
+        store.clone(),
+        cfg.name.clone(),
+        cfg.metrics_dir.clone(),
+        cfg.site.clone(),
+    );
     let mut ctx = Ctx {
         cfg,
-        logger: Logger::new(cfg.log.clone(), cfg.facility, cfg.syslog_socket.clone()),
-        store: Store::new(cfg.state_dir.clone()),
+        recorder: Recorder::new(sinks),
+        store,
         started: record::now_rfc3339(),
         t0: Instant::now(),
         contain: "pgroup".into(),
@@ -220,49 +200,70 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         jitter: None,
         host: hostname(),
         slot: None,
-        warned: Vec::new(),
         lease_seen: None,
         lease_error: None,
         pinger: cfg.ping.clone().map(Pinger::new),
     };
+    for note in &cfg.notes {
+        ui::warn(note);
+    }
+    let (status, lock) = run_unlocked(&mut ctx, signals);
+    // the records are written before the lock goes, so that the next run
+    // finds the state up to date; a write that hangs delays that by
+    // RECORD_PATIENCE at most
+    let written = ctx.recorder.drain(RECORD_PATIENCE);
+    if !written {
+        ui::warn(&format!(
+            "records, state or metrics not written after {}s (a file system hangs?): \
+             the lock is released all the same",
+            RECORD_PATIENCE.as_secs()
+        ));
+    }
+    if let Some(lock) = lock {
+        lock.clear_holder();
+        if cfg.keep_orphans || !written {
+            lock.release_shared();
+        }
+    }
+    status
+}
+
+/// Everything up to the end of the run; the lock, if it was taken.
+fn run_unlocked(ctx: &mut Ctx, signals: &Signals) -> (u8, Option<Lock>) {
+    let cfg = ctx.cfg;
     if let Err(e) = sys::become_subreaper() {
         ui::warn(&format!("cannot become a child subreaper ({e}): escaped processes may survive"));
     }
-    if let Some(dir) = &cfg.lock_dir
-        && let Err(e) = lock::prepare_dir(dir)
-    {
-        return own_failure(&mut ctx, &e.to_string());
+    if let Err(e) = lock::prepare_dir(&cfg.lock_dir) {
+        return (own_failure(ctx, &e.to_string()), None);
     }
     if let Some(max) = cfg.jitter {
         let delay = random_below(max);
         ctx.jitter = Some(delay);
-        if let Some(sig) = sleep_interruptible(&signals.fd, delay) {
-            return interrupted(&mut ctx, sig);
+        if let Some(sig) = sys::sleep_unless_signalled(&signals.fd, delay) {
+            return (interrupted(ctx, sig), None);
         }
     }
-    if let Some(code) = circuit_open(&mut ctx) {
-        return code;
+    if let Some(code) = circuit_open(ctx) {
+        return (code, None);
     }
     let wait_until = wait_deadline(cfg);
-    let lock = match take_lock(&mut ctx, &signals.fd, wait_until) {
+    let lock = match take_lock(ctx, &signals.fd, wait_until) {
         Ok(l) => l,
-        Err(code) => return code,
+        Err(code) => return (code, None),
     };
     ctx.slot = Some(lock.slot);
-    let lease = match take_lease(&mut ctx, &signals.fd, wait_until) {
+    let lease = match take_lease(ctx, &signals.fd, wait_until) {
         Ok(l) => l,
-        Err(code) => return code,
+        Err(code) => return (code, Some(lock)),
     };
-    let status = run_locked(&mut ctx, &lock, signals, lease.as_ref());
+    let status = run_locked(ctx, &lock, signals, lease.as_ref());
     if let Some(lease) = lease
         && let Err(e) = lease.release()
     {
         ui::warn(&format!("{e} (the lease expires by itself)"));
     }
-    if cfg.keep_orphans {
-        lock.release_shared();
-    }
-    status
+    (status, Some(lock))
 }
 
 /// `--wait`: None = do not wait, Some(None) = forever, else until when.
@@ -366,32 +367,12 @@ fn random_below(max: Duration) -> Duration {
     max.mul_f64(unit)
 }
 
-/// Sleeps, unless a forwarded signal arrives (returned).
-fn sleep_interruptible(signals: &OwnedFd, d: Duration) -> Option<i32> {
-    let until = Instant::now().checked_add(d);
-    loop {
-        let now = Instant::now();
-        let left = until.map(|u| u.saturating_duration_since(now));
-        if left == Some(Duration::ZERO) {
-            return None;
-        }
-        let mut fds = [sys::pollfd(std::os::fd::AsRawFd::as_raw_fd(signals), libc::POLLIN)];
-        let _ = sys::poll(&mut fds, left);
-        if fds[0].revents != 0 {
-            while let Some(got) = sys::read_signal(signals) {
-                if got.signo != libc::SIGCHLD {
-                    return Some(got.signo);
-                }
-            }
-        }
-    }
-}
-
 /// The circuit breaker (cli.md section 9): after N failed runs in a row,
 /// skip until the cooldown has passed since the last failure.
 fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
     let (max, cooldown) = ctx.cfg.breaker?;
-    let s = ctx.store.load(&ctx.cfg.name)?;
+    // a state file another user could have written decides nothing
+    let s = ctx.store.load_trusted(&ctx.cfg.name)?;
     if s.consecutive_failures < u64::from(max) {
         return None;
     }
@@ -417,39 +398,60 @@ fn take_lock(
     wait_until: Option<Option<Instant>>,
 ) -> Result<Lock, u8> {
     let cfg = ctx.cfg;
+    let me = ctx.me();
     loop {
-        let got = match lock::try_acquire(&cfg.lock_path, cfg.slots) {
-            Ok(got) => got,
+        // a free lock goes to a queued waiter first (lock::waiters_queued
+        // says why); --replace takes it regardless
+        let tried = match lock::try_acquire(&cfg.site, cfg.slots, &me, !cfg.replace) {
+            Ok(t) => t,
             Err(e) => return Err(own_failure(ctx, &e.to_string())),
         };
-        // a free lock goes to a queued waiter first (lock::queue_path says
-        // why); --replace takes it regardless
-        let (holder, orphan_deadline) = match got {
-            Some(l) if cfg.replace || !lock::waiters_queued(&cfg.lock_path) => return Ok(l),
-            Some(_yielded) => (None, None),
-            None => {
-                let holder = Holder::read(&cfg.lock_path);
-                if cfg.replace {
-                    return replace(ctx, signals, holder);
+        let (holder, orphan_deadline) = match tried {
+            Tried::Got(l) => return Ok(l),
+            Tried::Yielded => (None, None),
+            Tried::Busy if cfg.replace => match enforced(ctx, signals, Why::Replace, &me)? {
+                Some(l) => return Ok(l),
+                None => continue,
+            },
+            Tried::Busy => match current_holder(cfg) {
+                Current::Ours { holder, .. } if holder.overdue() => {
+                    match enforced(ctx, signals, Why::Overdue, &me)? {
+                        Some(l) => return Ok(l),
+                        None => continue,
+                    }
                 }
-                let orphan_deadline =
-                    holder.as_ref().filter(|h| h.orphaned()).and_then(Holder::deadline);
-                if orphan_deadline.is_some_and(|d| d <= Instant::now()) {
-                    let h = holder.unwrap_or_default();
-                    terminate_holder(ctx, signals, &h, "its recorded deadline passed")?;
+                Current::Ours { holder, .. } => {
+                    let deadline = holder.orphaned().then(|| holder.deadline()).flatten();
+                    (Some(Shown::Run(holder)), deadline)
+                }
+                Current::Unknown { locker } => {
+                    (holder::someone_holding(&cfg.site, 0, locker).map(Shown::Stranger), None)
+                }
+                Current::Free => {
+                    // freed between the try and the look: try again, but
+                    // never in a tight loop
+                    if let Some(sig) = sys::sleep_unless_signalled(signals, RETRY_STEP) {
+                        return Err(interrupted(ctx, sig));
+                    }
                     continue;
                 }
-                (holder, orphan_deadline)
-            }
+            },
         };
         let Some(until) = wait_until else {
             let note = holder.is_none().then_some("another run of the job is waiting for the lock");
             return Err(skip(ctx, holder.as_ref(), note));
         };
-        match lock::wait_acquire(&cfg.lock_path, cfg.slots, until, signals, orphan_deadline) {
+        match lock::wait_acquire(&cfg.site, cfg.slots, until, signals, orphan_deadline, &me) {
             Ok(Waited::Got(l)) => return Ok(l),
             Ok(Waited::TimedOut) => {
-                return Err(skip(ctx, Holder::read(&cfg.lock_path).as_ref(), None));
+                let holder = match current_holder(cfg) {
+                    Current::Ours { holder, .. } => Some(Shown::Run(holder)),
+                    Current::Unknown { locker } => {
+                        holder::someone_holding(&cfg.site, 0, locker).map(Shown::Stranger)
+                    }
+                    Current::Free => None,
+                };
+                return Err(skip(ctx, holder.as_ref(), None));
             }
             Ok(Waited::Signal(sig)) => return Err(interrupted(ctx, sig)),
             Ok(Waited::OrphanDeadline) => continue,
@@ -458,107 +460,53 @@ fn take_lock(
     }
 }
 
+/// Who holds slot 0 of the job's lock now, as far as a skip needs to know
+/// (enforce.rs proves it again before any signal).
+fn current_holder(cfg: &Config) -> Current {
+    holder::glance(&cfg.site, 0)
+}
+
+/// The holder a skip record names.
+enum Shown {
+    /// A run of this job, as its record says.
+    Run(Holder),
+    /// A process runonce cannot prove to be a run of this job (PID).
+    Stranger(i32),
+}
+
+/// Ends the run holding the lock (enforce.rs) and takes its place.
+/// Ok(None): nothing to end after all; Err: the exit status.
+fn enforced(ctx: &mut Ctx, signals: &OwnedFd, why: Why, me: &Holder) -> Result<Option<Lock>, u8> {
+    let cfg = ctx.cfg;
+    match enforce::enforce(&cfg.site, cfg.slots, why, ctx.stop(), signals, me) {
+        Enforced::Got(l) => Ok(Some(l)),
+        Enforced::NotNeeded => Ok(None),
+        Enforced::Refused(msg) | Enforced::Unusable(msg) => Err(own_failure(ctx, &msg)),
+        Enforced::Signal(sig) => Err(interrupted(ctx, sig)),
+    }
+}
+
 /// The job is busy: silent skip with a record naming the holder.
-fn skip(ctx: &mut Ctx, holder: Option<&Holder>, note: Option<&str>) -> u8 {
+fn skip(ctx: &mut Ctx, holder: Option<&Shown>, note: Option<&str>) -> u8 {
     let mut rec = ctx.record(Event::Finish, Some(Outcome::Skipped));
     rec.exit = Some(ctx.cfg.busy_exit);
     rec.message = note.map(String::from);
-    if let Some(h) = holder {
-        rec.holder_pid = h.shown_pid();
-        rec.holder_age_s = Some((h.age_secs() * 1000.0).round() / 1000.0);
-        if h.orphaned() {
-            rec.message = Some("the holder's runonce is gone; its job still runs".into());
+    match holder {
+        Some(Shown::Run(h)) => {
+            rec.holder_pid = h.shown_pid();
+            rec.holder_age_s = Some((h.age_secs() * 1000.0).round() / 1000.0);
+            if h.orphaned() {
+                rec.message = Some("the holder's runonce is gone; its job still runs".into());
+            }
         }
+        Some(Shown::Stranger(pid)) => {
+            rec.holder_pid = Some(*pid);
+            rec.message = Some(format!("the lock is held by pid {pid}, not a run of this job"));
+        }
+        None => {}
     }
     ctx.finish(rec);
     ctx.cfg.busy_exit
-}
-
-/// `--replace`: terminate the running instance's whole tree, then take the
-/// lock (cli.md section 3).
-fn replace(ctx: &mut Ctx, signals: &OwnedFd, holder: Option<Holder>) -> Result<Lock, u8> {
-    let holder = holder.unwrap_or_default();
-    terminate_holder(ctx, signals, &holder, "--replace")?;
-    loop {
-        match lock::try_acquire(&ctx.cfg.lock_path, ctx.cfg.slots) {
-            Ok(Some(l)) => return Ok(l),
-            Ok(None) => {
-                // a new holder slipped in between: replace it too
-                let h = Holder::read(&ctx.cfg.lock_path).unwrap_or_default();
-                terminate_holder(ctx, signals, &h, "--replace")?;
-            }
-            Err(e) => return Err(own_failure(ctx, &e.to_string())),
-        }
-    }
-}
-
-/// Ends the holder's job: `--signal` (and SIGCONT) to its runonce and every
-/// process of its tree, SIGKILL to the tree after `--kill-after`, and waits
-/// until the lock is free.  Refuses (125) to touch another user's processes.
-fn terminate_holder(
-    ctx: &mut Ctx,
-    signals: &OwnedFd,
-    holder: &Holder,
-    why: &str,
-) -> Result<(), u8> {
-    let cfg = ctx.cfg;
-    let path = &cfg.lock_path;
-    let old_runonce = holder.runonce.filter(ProcId::alive);
-    let tree = lock::holder_tree(path, holder);
-    let me = sys::geteuid();
-    if me != 0 {
-        for p in old_runonce.iter().chain(&tree) {
-            if let Some(uid) = procs::uid_of(p.pid).filter(|&u| u != me) {
-                return Err(own_failure(
-                    ctx,
-                    &format!(
-                        "{why}: the running instance of {} (pid {}) belongs to uid {uid}: refused",
-                        cfg.name, p.pid
-                    ),
-                ));
-            }
-        }
-    }
-    // a live runonce forwards the signal to its whole tree and then writes
-    // its own record; an orphaned tree is signalled directly
-    match old_runonce {
-        Some(r) => {
-            r.signal(cfg.signal);
-            r.signal(libc::SIGCONT);
-        }
-        None => {
-            for p in &tree {
-                p.signal(cfg.signal);
-                p.signal(libc::SIGCONT);
-            }
-        }
-    }
-    let kill_at = Instant::now().checked_add(cfg.kill_after);
-    let mut killing = false;
-    loop {
-        let now = Instant::now();
-        if !killing && kill_at.is_none_or(|k| k <= now) {
-            killing = true;
-        }
-        if killing {
-            if let Some(cg) = holder.cgroup() {
-                cg.kill();
-            }
-            for p in lock::holder_tree(path, holder) {
-                p.signal(libc::SIGKILL);
-            }
-        }
-        if !lock::is_held(path) {
-            return Ok(());
-        }
-        let step = if killing { Duration::from_millis(50) } else { Duration::from_millis(20) };
-        let until = kill_at
-            .filter(|_| !killing)
-            .map_or(step, |k| k.saturating_duration_since(now).min(step));
-        if let Some(sig) = sleep_interruptible(signals, until) {
-            return Err(interrupted(ctx, sig));
-        }
-    }
 }
 
 /// Everything that happens while the lock is held.
@@ -578,17 +526,9 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
             "--strict-limits: a limit cannot be applied; the job was not started",
         );
     }
-    clear_stale_cgroup(lock);
     let cgroup_fs = cgroup::Fs::discover();
-    let mut holder = Holder {
-        name: cfg.name.clone(),
-        runonce: ProcId::of(sys::getpid()),
-        job: None,
-        started_unix: state::unix_now(),
-        deadline_mono_ns: 0,
-        uid: sys::geteuid(),
-        cgroups: Vec::new(),
-    };
+    clear_stale_cgroup(lock, &cgroup_fs, &cfg.name);
+    let mut holder = ctx.me();
     let attempts = cfg.retries.saturating_add(1);
     let mut held_all: Vec<Held> = Vec::new();
     let mut attempt = 1;
@@ -626,7 +566,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
                 );
             }
         }
-        holder.cgroups = cgroup.as_ref().map(Cgroup::paths).unwrap_or_default();
+        holder.cgroups = cgroup.as_ref().map(Cgroup::identities).unwrap_or_default();
         lock.write_holder(&holder);
         let attempt_plan = attempt_plan(&plan, cgroup.as_ref());
         let job = supervise::Job {
@@ -664,7 +604,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
                 let mut rec = ctx.record(Event::Start, None);
                 rec.job_pid = Some(pid);
                 rec.slot = (cfg.slots > 1).then_some(lock.slot);
-                ctx.logger.emit(&rec);
+                ctx.emit(rec);
                 ctx.publish_start();
                 if let Some(p) = &mut ctx.pinger {
                     p.start();
@@ -704,9 +644,9 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
         if retriable && attempt < attempts {
             rec.event = Event::Attempt;
             rec.duration_s = Some(ended.duration.as_secs_f64());
-            ctx.logger.emit(&rec);
+            ctx.emit(rec.clone());
             let pause = backoff(cfg, attempt);
-            if let Some(sig) = sleep_interruptible(&signals.fd, pause) {
+            if let Some(sig) = sys::sleep_unless_signalled(&signals.fd, pause) {
                 // a signal stops the retries; the last attempt's status stands
                 rec.event = Event::Finish;
                 rec.message = Some(format!("retries stopped by SIG{}", parse::signal_name(sig)));
@@ -806,34 +746,37 @@ fn close_cgroup(cgroup: Option<Cgroup>, keep_orphans: bool) -> cgroup::Usage {
     usage
 }
 
-/// The cgroup of the previous holder of this lock, if its runonce is gone
-/// (SIGKILLed): whatever is still in it belongs to that run's job, which
-/// nobody supervises any more and which has let go of the lock.  It is
-/// killed and the cgroup removed, so that nothing leaks.
-fn clear_stale_cgroup(lock: &Lock) {
-    let Some(old) = Holder::read(&lock.path) else {
+/// The cgroups earlier runs left behind: those the previous holder's
+/// record names (its own, if its runonce is gone, and the leftovers it
+/// carried), whose processes belong to a run nobody supervises any more and
+/// which has let go of the lock: killed, and the cgroups removed, so that
+/// nothing leaks.  Only the very cgroups those runs made count (name and
+/// inode, `Holder::cgroup`): after PID reuse, a cgroup of the same name may
+/// be a live run's.  Empty ones no record names go too (`cgroup::sweep`).
+fn clear_stale_cgroup(lock: &Lock, fs: &cgroup::Fs, job: &str) {
+    cgroup::sweep(fs, job);
+    let Some(old) = &lock.previous else {
         return;
     };
-    if old.runonce.is_none_or(|r| r.alive()) {
-        return; // a live runonce removes its own
-    }
-    let Some(cg) = old.cgroup() else {
-        return;
-    };
-    let left = cg.members();
-    if !left.is_empty() {
-        ui::warn(&format!(
-            "{} process(es) of an earlier run of {} (its runonce, pid {}, is gone) \
-             were still in its cgroup: killed",
-            left.len(),
-            old.name,
-            old.runonce.map_or(0, |r| r.pid)
-        ));
-        cg.kill();
-        cg.wait_empty(Duration::from_secs(2));
-    }
-    if let Err(e) = cg.remove() {
-        ui::warn(&e);
+    for left in old.to_clear() {
+        let Some(cg) = left.cgroup() else {
+            continue;
+        };
+        let members = cg.members();
+        if !members.is_empty() {
+            ui::warn(&format!(
+                "{} process(es) of an earlier run of {} (its runonce, pid {}, is gone) \
+                 were still in its cgroup: killed",
+                members.len(),
+                left.name,
+                left.runonce_pid
+            ));
+            cg.kill();
+            cg.wait_empty(Duration::from_secs(2));
+        }
+        if let Err(e) = cg.remove() {
+            ui::warn(&e);
+        }
     }
 }
 
@@ -889,6 +832,11 @@ fn conclude(ctx: &mut Ctx, mut rec: Record, held: Vec<Held>) -> u8 {
     let failed = rec.outcome != Some(Outcome::Ok);
     ctx.finish(rec);
     if failed {
+        // runonce's warnings (released with the record) come before the
+        // job's output, as they did before the job's output was held
+        if !held.is_empty() {
+            ctx.recorder.drain(RECORD_PATIENCE);
+        }
         for h in held {
             h.replay();
         }

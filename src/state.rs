@@ -1,32 +1,58 @@
 //! Per-job state: the last run and counters, one JSON file per job under
-//! the state dir, updated under a lock on the directory and replaced
-//! atomically (temp file, fsync, rename), so concurrent finishes and a
-//! `--status` read never see a torn or lost file.
+//! the state dir, updated under a private lock file in the directory and
+//! replaced atomically (exclusive temp file, fsync, rename), so concurrent
+//! finishes and a `--status` read never see a torn or lost file.  A state
+//! file decides something (the circuit breaker) only if it is a regular
+//! file of runonce's own user.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::files;
 use crate::limits::Hit;
 use crate::record::{Outcome, Record};
 use crate::sys;
 
+/// A state file longer than this is not one runonce wrote.
+const STATE_MAX: u64 = 1 << 20;
+/// How long a state update waits for another run's: a run that hangs
+/// while it holds the lock must not hang every other.
+const LOCK_PATIENCE: Duration = Duration::from_secs(5);
+
 /// The default state directory (cli.md section 6).
 pub fn default_dir() -> PathBuf {
+    default_dir_noted().0
+}
+
+/// The default state directory, whether it is private to the user (made
+/// 0700), and why it is not the usual one if another user squatted that.
+///
+/// root: /var/lib/runonce.  Others: `$XDG_STATE_HOME/runonce`, else
+/// `~/.local/state/runonce` if that exists or can be made (a system user's
+/// home is often missing, as `/nonexistent`, or not its own), else
+/// `/tmp/runonce-state-UID` (see `files::private_tmp_dir`).  The same rule
+/// serves runs and `--status`, so `--status` finds what runs wrote.
+pub fn default_dir_noted() -> (PathBuf, bool, Option<String>) {
     if sys::geteuid() == 0 {
-        return PathBuf::from("/var/lib/runonce");
+        return (PathBuf::from("/var/lib/runonce"), false, None);
     }
-    match std::env::var_os("XDG_STATE_HOME") {
-        Some(d) if !d.is_empty() => Path::new(&d).join("runonce"),
-        _ => match std::env::var_os("HOME") {
-            Some(h) => Path::new(&h).join(".local/state/runonce"),
-            None => PathBuf::from(format!("/tmp/runonce-state-{}", sys::geteuid())),
-        },
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| Path::new(d).is_absolute()) {
+        return (Path::new(&d).join("runonce"), true, None);
     }
+    if let Some(home) = std::env::var_os("HOME").filter(|h| Path::new(h).is_absolute()) {
+        let dir = Path::new(&home).join(".local/state/runonce");
+        if files::creatable(&dir) {
+            return (dir, true, None);
+        }
+    }
+    let (dir, note) = files::private_tmp_dir("runonce-state");
+    (dir, true, note)
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -123,23 +149,41 @@ impl JobState {
     }
 }
 
+#[derive(Clone, Debug)]
 pub struct Store {
     pub dir: PathBuf,
+    /// Created 0700 and used only while it is ours and closed to others
+    /// (a per-user default); else created 0755.
+    pub private: bool,
 }
 
 impl Store {
     pub fn new(dir: PathBuf) -> Store {
-        Store { dir }
+        Store { dir, private: false }
+    }
+
+    pub fn private(dir: PathBuf) -> Store {
+        Store { dir, private: true }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.json"))
     }
 
-    /// Reads a job's state; a missing or unreadable file is an empty state.
+    /// Reads a job's state, whoever wrote it (for `--status` to show).
     pub fn load(&self, name: &str) -> Option<JobState> {
-        let text = fs::read_to_string(self.path(name)).ok()?;
-        serde_json::from_str(&text).ok()
+        self.read(name, None)
+    }
+
+    /// Reads a job's state only if runonce's own user wrote it: a file
+    /// another user planted must never open the circuit breaker.
+    pub fn load_trusted(&self, name: &str) -> Option<JobState> {
+        self.read(name, Some(sys::geteuid()))
+    }
+
+    fn read(&self, name: &str, owner: Option<u32>) -> Option<JobState> {
+        let bytes = files::read_small(&self.path(name), STATE_MAX, owner).ok()??;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// Names of every job with a state file.
@@ -158,16 +202,31 @@ impl Store {
         names
     }
 
-    /// Creates the directory if needed and takes its lock: every writer of
-    /// the state and of the files derived from it holds it, so their
-    /// read-modify-write cycles never interleave.
+    /// Creates the directory if needed and takes its lock, a private file
+    /// in it (`.lock`): every writer of the state and of the files derived
+    /// from it holds it, so their read-modify-write cycles never interleave.
+    /// Nobody else can open it, and a run that hangs holding it delays the
+    /// others by `LOCK_PATIENCE` at most.
     pub fn lock(&self) -> io::Result<File> {
         if !self.dir.is_dir() {
-            fs::DirBuilder::new().recursive(true).mode(0o755).create(&self.dir)?;
+            let mode = if self.private { 0o700 } else { 0o755 };
+            fs::DirBuilder::new().recursive(true).mode(mode).create(&self.dir)?;
         }
-        let guard = File::open(&self.dir)?;
-        guard.lock()?;
-        Ok(guard)
+        if self.private {
+            let meta = fs::symlink_metadata(&self.dir)?;
+            if meta.uid() != sys::geteuid() || meta.mode() & 0o022 != 0 || !meta.is_dir() {
+                return Err(io::Error::other(format!(
+                    "not ours (owned by uid {}, mode {:o}): refused",
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                )));
+            }
+        }
+        let dir = files::open_dir(&self.dir)?;
+        let path = Path::new(".lock");
+        let file = files::open_lockable(Some(&dir), path, 0o600)?;
+        files::own_private(&file)?;
+        files::lock_within(file, LOCK_PATIENCE)
     }
 
     /// Read-modify-write of a job's state under the directory's lock;
@@ -180,41 +239,14 @@ impl Store {
         publish: impl FnOnce(&JobState),
     ) -> io::Result<JobState> {
         let _guard = self.lock()?;
-        let mut state = self.load(name).unwrap_or_default();
+        let mut state = self.load_trusted(name).unwrap_or_default();
         state.name = name.to_string();
         change(&mut state);
         let text = serde_json::to_vec_pretty(&state).map_err(io::Error::other)?;
-        write_atomic(&self.path(name), &text)?;
+        files::replace(&self.dir, &format!("{name}.json"), &text, 0o644, true)?;
         publish(&state);
         Ok(state)
     }
-}
-
-/// Replaces `path` with `content` atomically: a temp file in the same
-/// directory, fsync, rename.  Readers see the old file or the new one.
-pub fn write_atomic(path: &Path, content: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(content)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -234,7 +266,7 @@ mod tests {
     #[test]
     fn concurrent_updates_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = std::sync::Arc::new(Store::new(dir.path().join("s")));
+        let store = std::sync::Arc::new(Store::private(dir.path().join("s")));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let store = store.clone();

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::fleet::LeaseRow;
-use crate::lock::{self, Holder};
+use crate::holder::Holder;
+use crate::lock::{self, Site};
 use crate::state::{self, JobState, Store};
 
 /// One running instance (one slot).
@@ -117,17 +118,19 @@ fn lock_names(dir: &Path) -> Vec<String> {
     .collect()
 }
 
-fn running_slots(base: &Path) -> Vec<Running> {
+/// Whether a lock is held is read from /proc/locks; who holds it from the
+/// holder record, shown only if it is ours to trust (a user other than
+/// root cannot read root's: PIDs then show as unknown).
+fn running_slots(site: &Site) -> Vec<Running> {
     let mut out = Vec::new();
     for slot in 0.. {
-        let path = lock::slot_path(base, slot);
-        if !path.exists() {
+        let Some(path) = site.lock_path(slot).filter(|p| p.exists()) else {
             break;
-        }
+        };
         if !lock::is_held(&path) {
             continue;
         }
-        let h = Holder::read(&path);
+        let h = crate::holder::record(site, slot);
         let job_pid =
             h.as_ref().and_then(|h| h.job.filter(crate::procs::ProcId::alive)).map(|p| p.pid);
         out.push(Running {
@@ -135,9 +138,10 @@ fn running_slots(base: &Path) -> Vec<Running> {
             pid: h.as_ref().and_then(Holder::shown_pid),
             runonce_pid: h.as_ref().and_then(|h| h.runonce).map(|p| p.pid),
             job_pid,
-            since: h.as_ref().map(|h| {
-                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(h.started_unix);
-                humantime::format_rfc3339_seconds(t).to_string()
+            since: h.as_ref().and_then(|h| {
+                let since = std::time::Duration::try_from_secs_f64(h.started_unix).ok()?;
+                let t = std::time::UNIX_EPOCH.checked_add(since)?;
+                Some(humantime::format_rfc3339_seconds(t).to_string())
             }),
             age_s: h.as_ref().map(|h| (h.age_secs() * 10.0).round() / 10.0),
             orphaned: h.as_ref().is_some_and(Holder::orphaned),
@@ -158,23 +162,22 @@ pub struct Live {
 /// caller's own).  An instance whose job has ended is no longer counted,
 /// even while its runonce still holds the lock to write the record: so
 /// whichever instance writes the metrics last, it writes the right number.
-pub fn live(base: &Path, except: Option<u32>) -> Live {
+pub fn live(site: &Site, except: Option<u32>) -> Live {
     let mut live = Live::default();
     for slot in 0.. {
-        let path = lock::slot_path(base, slot);
-        if !path.exists() {
+        let Some(path) = site.lock_path(slot).filter(|p| p.exists()) else {
             break;
-        }
+        };
         if Some(slot) == except || !lock::is_held(&path) {
             continue;
         }
-        let holder = Holder::read(&path);
+        let holder = crate::holder::record(site, slot);
         let running = match &holder {
             Some(h) => match h.job {
                 Some(job) => job.alive(),
                 None => h.runonce.is_some_and(|r| r.alive()), // still starting
             },
-            None => true, // held, its record not written yet
+            None => true, // held, its record not written yet (or not ours to read)
         };
         if running {
             live.count += 1;
@@ -201,15 +204,15 @@ pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
     names
         .into_iter()
         .filter_map(|n| {
-            let base = match (&dirs.lock_file, name) {
-                (Some(f), Some(_)) => f.clone(),
-                _ => dirs.lock_dir.join(format!("{n}.lock")),
+            let site = match (&dirs.lock_file, name) {
+                (Some(f), Some(_)) => Site::explicit(&dirs.lock_dir, f),
+                _ => Site::named(&dirs.lock_dir, &n),
             };
             let last = store.load(&n);
-            if last.is_none() && !base.exists() {
+            if last.is_none() && !site.base.exists() {
                 return None;
             }
-            let running = running_slots(&base);
+            let running = running_slots(&site);
             let state = if running.is_empty() { "idle" } else { "running" };
             let ended_ago_s = last.as_ref().and_then(|l| l.last_end_unix).map(|t| {
                 let ago = (state::unix_now() - t).max(0.0);
@@ -308,11 +311,9 @@ mod tests {
     #[test]
     fn live_counts_held_slots_whose_job_runs() {
         let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().join("j.lock");
-        assert_eq!(live(&base, None), Live::default());
+        let site = Site::named(dir.path(), "j");
+        assert_eq!(live(&site, None), Live::default());
         let me = ProcId::of(crate::sys::getpid());
-        let a = lock::try_acquire(&base, 2).unwrap().unwrap();
-        let b = lock::try_acquire(&base, 2).unwrap().unwrap();
         let holder = |job: Option<ProcId>, started_unix: f64| Holder {
             name: "j".into(),
             runonce: me,
@@ -320,16 +321,22 @@ mod tests {
             started_unix,
             ..Holder::default()
         };
+        let take = || match lock::try_acquire(&site, 2, &holder(None, 0.0), false) {
+            Ok(lock::Tried::Got(l)) => l,
+            _ => panic!("not taken"),
+        };
+        let a = take();
+        let b = take();
         a.write_holder(&holder(me, 10.0));
         b.write_holder(&holder(None, 20.0));
-        assert_eq!(live(&base, None), Live { count: 2, newest_start: Some(20.0) });
-        assert_eq!(live(&base, Some(1)).count, 1, "the caller's own slot is left out");
+        assert_eq!(live(&site, None), Live { count: 2, newest_start: Some(20.0) });
+        assert_eq!(live(&site, Some(1)).count, 1, "the caller's own slot is left out");
         // a job that has ended no longer counts, though its lock is held
         let gone = ProcId { pid: i32::MAX - 1, start: 1 };
         b.write_holder(&holder(Some(gone), 20.0));
-        assert_eq!(live(&base, None), Live { count: 1, newest_start: Some(10.0) });
+        assert_eq!(live(&site, None), Live { count: 1, newest_start: Some(10.0) });
         drop(a);
-        assert_eq!(live(&base, None).count, 0);
+        assert_eq!(live(&site, None).count, 0);
     }
 
     #[test]

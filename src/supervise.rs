@@ -522,6 +522,8 @@ impl Supervisor<'_> {
             s.flush();
         }
         let status = self.main_status;
+        let output_lost = self.streams.iter().map(|s| s.lost).sum::<u64>()
+            + self.held.as_ref().map_or(0, |h| h.lost);
         let main_signal = status.and_then(|s| s.signal());
         let (outcome, exit) = match (self.stopped_by, status) {
             (Some(why), _) => (why, crate::exit_code::TIMED_OUT),
@@ -545,7 +547,7 @@ impl Supervisor<'_> {
             main_rusage: status.map(|s| s.rusage),
             held: self.held,
             tail: self.tail,
-            output_lost: self.streams.iter().map(|s| s.lost).sum(),
+            output_lost,
             message: None,
         }
     }

@@ -130,6 +130,28 @@ pub fn pollfd(fd: RawFd, events: i16) -> libc::pollfd {
     libc::pollfd { fd, events, revents: 0 }
 }
 
+/// Sleeps for `d`, in the kernel, unless a signal other than SIGCHLD
+/// arrives on the signalfd `signals` first (returned).
+pub fn sleep_unless_signalled(signals: &OwnedFd, d: Duration) -> Option<i32> {
+    let until = std::time::Instant::now().checked_add(d);
+    loop {
+        let now = std::time::Instant::now();
+        let left = until.map(|u| u.saturating_duration_since(now));
+        if left == Some(Duration::ZERO) {
+            return None;
+        }
+        let mut fds = [pollfd(signals.as_raw_fd(), libc::POLLIN)];
+        let _ = poll(&mut fds, left);
+        if fds[0].revents != 0 {
+            while let Some(got) = read_signal(signals) {
+                if got.signo != libc::SIGCHLD {
+                    return Some(got.signo);
+                }
+            }
+        }
+    }
+}
+
 /// Makes runonce a child subreaper: descendants whose parent dies are
 /// re-parented to runonce instead of init, so it can find and reap them.
 pub fn become_subreaper() -> io::Result<()> {

@@ -364,11 +364,13 @@ fn record_and_state_describe_the_run() {
 }
 
 #[test]
-fn lock_file_names_the_holder_and_is_kept() {
+fn holder_record_names_the_holder_and_the_lock_file_is_kept() {
     let env = Env::new();
     let holding = env.hold("h", &[]);
     let runonce = holding.child.id();
-    let text = std::fs::read_to_string(env.lock_dir.join("h.lock")).unwrap();
+    // the record is a file of its own beside the lock, private to runonce's user
+    let record = env.lock_dir.join("h.holder");
+    let text = std::fs::read_to_string(&record).unwrap();
     assert!(text.contains(&format!("runonce={runonce} ")), "{text}");
     let job: i32 = text
         .lines()
@@ -379,12 +381,17 @@ fn lock_file_names_the_holder_and_is_kept() {
     let ppid: u32 =
         stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     assert_eq!(ppid, runonce, "the recorded job is runonce's child");
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+    };
+    assert_eq!(mode(&record) & 0o7777, 0o600);
+    assert_eq!(mode(&env.lock_dir.join("h.lock")) & 0o777, 0o600);
     assert_eq!(holding.release(), Some(0));
-    assert!(env.lock_dir.join("h.lock").exists(), "the lock file is never deleted");
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&env.lock_dir).unwrap().permissions(),
-    );
-    assert_eq!(mode & 0o777, 0o700);
+    let lock = env.lock_dir.join("h.lock");
+    assert!(lock.exists(), "the lock file is never deleted");
+    assert_eq!(std::fs::metadata(&lock).unwrap().len(), 0, "nor written");
+    assert!(!record.exists(), "a run that ended leaves no record");
+    assert_eq!(mode(&env.lock_dir) & 0o777, 0o700);
 }
 
 #[test]

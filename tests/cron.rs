@@ -480,6 +480,9 @@ fn a_free_lock_goes_to_a_queued_waiter_first() {
     assert_eq!(code(&sh(&env, "q", &[], "exit 0")), 0);
     // stand in for a waiter that is queued but not yet woken
     let queue = std::fs::File::create(env.lock_dir.join("q.waiters")).unwrap();
+    // private, as runonce makes it: a readable one is an older version's,
+    // which anyone may have locked, and is replaced (man page, SECURITY)
+    queue.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     queue.lock_shared().unwrap();
     let out = sh(&env, "q", &[], "exit 0");
     assert_eq!((code(&out), stderr(&out)), (75, String::new()), "the lock is free, yet busy");

@@ -18,10 +18,12 @@ fn status(env: &Env, args: &[&str]) -> Output {
     env.cmd().arg("--status").args(args).output().unwrap()
 }
 
+/// (Not the state dir's own lock, `.lock`, which every job shares.)
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
+    names.retain(|n| n != ".lock");
     names.sort();
     names
 }
@@ -92,7 +94,11 @@ fn forget_refuses_a_running_or_awaited_job() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert_eq!((files(&env.lock_dir), files(&env.state_dir)), before);
 
-    // a run queued for the lock (its shared lock on the waiters file)
+    // a run queued for the lock (its shared lock on the waiters file,
+    // private as runonce makes it: a readable one is replaced)
+    let queue = env.lock_dir.join("busy.waiters");
+    std::fs::write(&queue, "").unwrap();
+    std::fs::set_permissions(&queue, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut flock = Command::new("flock");
     flock.arg("-s").arg(env.lock_dir.join("busy.waiters")).args(["sh", "-c"]);
     let queued = env.holding("queued", flock);

@@ -17,4 +17,5 @@ mod ping;
 mod props;
 mod stress;
 mod tree;
+mod trust;
 mod usage;

@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use runonce::lock::Holder;
+use runonce::holder::Holder;
 use runonce::parse::{self, LogTarget};
 use runonce::procs::ProcId;
 
@@ -206,10 +206,12 @@ proptest! {
     }
 
     #[test]
-    fn lock_file_records_round_trip(pid in 1i32.., start in any::<u64>(), job in any::<bool>(),
-                                    started in 0.0f64..1e10, deadline in any::<u64>(),
-                                    uid in any::<u32>(), name in "[A-Za-z0-9._-]{1,64}",
-                                    cgroups in prop::collection::vec("/[a-z0-9/._-]{1,40}", 0..4)) {
+    fn holder_records_round_trip(pid in 1i32.., start in any::<u64>(), job in any::<bool>(),
+                                 started in 0.0f64..1e10, deadline in any::<u64>(),
+                                 uid in any::<u32>(), name in "[A-Za-z0-9._-]{1,64}",
+                                 lock in any::<(u64, u64)>(), ofd in any::<u64>(),
+                                 cgroups in prop::collection::vec(
+                                     (any::<u64>(), "/[a-z0-9/._-]{1,40}"), 0..4)) {
         let h = Holder {
             name,
             runonce: Some(ProcId { pid, start }),
@@ -218,15 +220,21 @@ proptest! {
             deadline_mono_ns: deadline,
             uid,
             cgroups,
+            lock,
+            ofd,
+            leftovers: Vec::new(),
         };
         prop_assert_eq!(Holder::parse(&h.to_text()), Some(h));
     }
 
     #[test]
-    fn lock_file_parse_never_panics(text in prop_oneof![
-        "((name|runonce|job|started|deadline_mono_ns|uid|cgroup)=[0-9a-z .-]{0,12}\n){0,8}(end\n)?",
+    fn holder_parse_never_panics(text in prop_oneof![
+        "((name|runonce|job|started|deadline_mono_ns|uid|cgroup|lock|ofd|leftover)=[0-9a-z .e+-]{0,24}\n){0,10}(end\n)?",
         any::<String>()]) {
-        let _ = Holder::parse(&text);
+        if let Some(h) = Holder::parse(&text) {
+            // whatever it says, using it never panics
+            let _ = (h.deadline(), h.age_secs(), h.overdue(), h.shown_pid(), h.orphaned());
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 
 use std::time::{Duration, Instant};
 
-use runonce::lock::Holder;
+use runonce::holder::Holder;
 use runonce::state::JobState;
 use runonce::{procs, sys};
 
@@ -120,15 +120,13 @@ fn cgroups_named(name: &str) -> Vec<PathBuf> {
     found
 }
 
-/// The lock file's record: empty before the first holder wrote it, else
-/// whole.  A read racing a write may see a mix once; the next read not.
-fn lock_record_ok(path: &Path) -> bool {
-    let good = |t: &str| t.is_empty() || Holder::parse(t).is_some();
-    if good(&fs::read_to_string(path).unwrap_or_default()) {
-        return true;
+/// The holder record, which is replaced atomically: absent (no run, or
+/// the last one ended) or whole, never torn.
+fn holder_record_ok(path: &Path) -> bool {
+    match fs::read_to_string(path) {
+        Ok(t) => Holder::parse(&t).is_some(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
-    std::thread::sleep(Duration::from_millis(5));
-    good(&fs::read_to_string(path).unwrap_or_default())
 }
 
 #[test]
@@ -138,6 +136,7 @@ fn five_hundred_launches_with_random_kills() {
     let name = format!("stress-{}", std::process::id());
     let marker = format!("RUNONCE_STRESS={}", dir.display());
     let lock_path = env.lock_dir.join(format!("{name}.lock"));
+    let record_path = env.lock_dir.join(format!("{name}.holder"));
     let state_path = env.state_dir.join(format!("{name}.json"));
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
     // stderr to a file: a pipe would stay open as long as an orphaned job
@@ -225,9 +224,10 @@ fn five_hundred_launches_with_random_kills() {
         }
         if let Ok(meta) = fs::metadata(&lock_path) {
             assert_eq!(*lock_inode.get_or_insert(meta.ino()), meta.ino(), "lock file replaced");
-            assert!(lock_record_ok(&lock_path), "lock file torn");
-            if let Some(h) = Holder::read(&lock_path) {
-                cgroups_seen.extend(h.cgroups);
+            assert_eq!(meta.len(), 0, "the lock file is never written");
+            assert!(holder_record_ok(&record_path), "holder record torn");
+            if let Some(h) = Holder::load(&record_path) {
+                cgroups_seen.extend(h.cgroups.into_iter().map(|(_, dir)| dir));
             }
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -266,8 +266,8 @@ fn five_hundred_launches_with_random_kills() {
     }
     let meta = fs::metadata(&lock_path).expect("the lock file is kept");
     assert_eq!(Some(meta.ino()), lock_inode, "lock file replaced");
-    let holder = Holder::read(&lock_path).expect("a whole record in the lock file");
-    assert_eq!(holder.name, name);
+    assert_eq!(meta.len(), 0, "the lock file is never written");
+    assert!(!record_path.exists(), "the last run, which ended, left its record");
     let state: JobState =
         serde_json::from_str(&fs::read_to_string(&state_path).expect("state")).expect("state");
     assert!(state.runs + state.skips <= LAUNCHES as u64 + 1, "{state:?}");
