@@ -268,6 +268,8 @@ struct Dir {
     path: PathBuf,
     /// The memory controller counts (and may limit) the tree here.
     memory: bool,
+    /// `--memory` holds here for the tree, swap included.
+    memory_capped: bool,
     /// pids.max holds `--nproc` here.
     pids: bool,
     /// The directory's inode (unique among a boot's cgroups).
@@ -364,6 +366,7 @@ impl Cgroup {
                 // --memory caps what the job holds, swapped out or not
                 if dir.join("memory.swap.max").exists() {
                     write(&dir.join("memory.swap.max"), "0")?;
+                    self.mark(|d| d.memory_capped = true);
                 }
             }
         }
@@ -394,6 +397,7 @@ impl Cgroup {
                     let memsw = dir.join("memory.memsw.limit_in_bytes");
                     if memsw.exists() {
                         write(&memsw, &bytes.to_string())?;
+                        self.mark(|d| d.memory_capped = true);
                     }
                 }
             }
@@ -424,7 +428,14 @@ impl Cgroup {
         // registered at once, so that a later failure removes it
         let ino = fs::symlink_metadata(path).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
         let ino = ino.map_err(|e| failed(path, &e))?;
-        self.dirs.push(Dir { kind, path: path.to_path_buf(), memory: false, pids: false, ino });
+        self.dirs.push(Dir {
+            kind,
+            path: path.to_path_buf(),
+            memory: false,
+            memory_capped: false,
+            pids: false,
+            ino,
+        });
         let procs = path.join("cgroup.procs");
         let file = OpenOptions::new().write(true).open(&procs).map_err(|e| failed(&procs, &e))?;
         self.procs.push(file.into());
@@ -441,6 +452,11 @@ impl Cgroup {
     /// `cgroup2` or `cgroup1`: which hierarchy holds the tree.
     pub fn contain(&self) -> &'static str {
         if self.dirs.iter().any(|d| d.kind == Kind::V2) { "cgroup2" } else { "cgroup1" }
+    }
+
+    /// The memory controller holds `--memory` for the tree.
+    pub fn limits_memory(&self) -> bool {
+        self.dirs.iter().any(|d| d.memory_capped)
     }
 
     /// The pids controller holds `--nproc` for the tree.
@@ -656,7 +672,14 @@ impl Cgroup {
             })
             .filter_map(|(ino, path)| {
                 let kind = fs.kind_of(&path)?;
-                Some(Dir { kind, path, memory: kind == Kind::Memory, pids: false, ino })
+                Some(Dir {
+                    kind,
+                    path,
+                    memory: kind == Kind::Memory,
+                    memory_capped: false,
+                    pids: false,
+                    ino,
+                })
             })
             .collect();
         (!dirs.is_empty()).then(|| Cgroup { fs: Box::new(fs.clone()), dirs, procs: Vec::new() })

@@ -724,6 +724,12 @@ fn nproc_unenforced(cfg: &Config, cgroup: Option<&Cgroup>) -> Option<String> {
 /// RLIMIT_NPROC (which counts all of the user's processes) only otherwise.
 fn attempt_plan(plan: &limits::Plan, cgroup: Option<&Cgroup>) -> limits::Plan {
     let mut plan = plan.clone();
+    // The tree's cap replaces the per-process one: an allocation RLIMIT_DATA
+    // refuses leaves no evidence, the cgroup's OOM kill does (the man page,
+    // RESOURCE LIMITS).
+    if cgroup.is_some_and(Cgroup::limits_memory) {
+        plan.rlimits.retain(|r| r.resource != libc::RLIMIT_DATA);
+    }
     if cgroup.is_some_and(Cgroup::limits_pids) {
         plan.rlimits.retain(|r| r.resource != libc::RLIMIT_NPROC);
     }

@@ -105,16 +105,36 @@ fn memory_limit_from_the_cgroup_oom_is_named() {
     named(&env, &out, "fits", None);
 }
 
-/// An allocation RLIMIT_DATA refuses leaves no evidence: the run is
-/// `failed`, and no limit is claimed (see the man page).
+/// Without a cgroup, `--memory` is RLIMIT_DATA: the allocation is refused,
+/// which leaves no evidence: the run is `failed`, and no limit is claimed
+/// (see the man page).
 #[test]
 fn memory_refused_by_rlimit_data_is_not_guessed() {
     let env = Env::new();
-    let out =
-        run(&env, "big", &["--memory", "64M"], &["python3", "-c", "x = bytearray(256 << 20)"]);
+    let opts = ["--memory", "64M", "--contain", "pgroup"];
+    let out = run(&env, "big", &opts, &["python3", "-c", "x = bytearray(256 << 20)"]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("MemoryError"), "{}", stderr(&out));
     named(&env, &out, "big", None);
+}
+
+/// With the job's cgroup capping the tree, one process allocating past
+/// `--memory` meets the cgroup's limit, not an RLIMIT_DATA that would
+/// refuse it without a trace: the record names the limit.
+#[test]
+fn one_process_past_the_memory_cap_is_named_when_a_cgroup_holds_it() {
+    let env = Env::new();
+    let eat = "x = bytearray(256 << 20); x[::4096] = b'1' * len(x[::4096]); print('survived')";
+    let out = run(&env, "big", &["--memory", "64M"], &["python3", "-c", eat]);
+    if finish(&env, "big")["contain"] == "pgroup" {
+        eprintln!(
+            "SKIP one_process_past_the_memory_cap_is_named_when_a_cgroup_holds_it: no cgroup here"
+        );
+        return;
+    }
+    assert_eq!(code(&out), 137, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "it survived 256 MiB under a 64 MiB cap");
+    named(&env, &out, "big", Some("memory"));
 }
 
 #[test]
