@@ -479,24 +479,6 @@ impl Cgroup {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()
     }
 
-    /// The process joined every hierarchy of the cgroup.  Unknowable (so
-    /// true) once it has begun to exit: v1 then shows it at the root.
-    pub fn holds(&self, pid: i32) -> bool {
-        let unknowable = || procs::stat(pid).is_none_or(|s| s.is_zombie() || s.is_exiting());
-        if unknowable() {
-            return true;
-        }
-        let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
-            return true;
-        };
-        let joined = self.dirs.iter().all(|d| {
-            let leaf = d.path.file_name().unwrap_or_default().to_string_lossy();
-            own_path(&text, d.kind).is_some_and(|p| p.ends_with(&format!("/{leaf}")))
-        });
-        // it may have begun to exit between the two reads
-        joined || unknowable()
-    }
-
     /// SIGKILL to every process of the tree at once: `cgroup.kill`, or
     /// freeze, kill each member, thaw (kernels before 5.14, v1 freezer).
     /// Without either, each member in turn, and false: a member may fork

@@ -420,8 +420,11 @@ fn on_path(word: &str) -> bool {
 /// 5` waits forever and runs `5`, and clap's `require_equals` would refuse
 /// the short form `-w5m`); and the NAME of a bare `--status` that comes
 /// after other options (`--status --json NAME`) becomes `--status=NAME`,
-/// so that options after it are still runonce's.  Stops at `--` or at the
-/// command, so the command's own `-w…` is untouched.
+/// so that options after it are still runonce's.  A separate value that
+/// looks like a negative number (`--timeout -1s`, `-k -.5`) is attached
+/// too, so that its option's parser, not clap's "unknown option '-1'",
+/// says what is wrong with it.  Stops at `--` or at the command, so the
+/// command's own `-w…` is untouched.
 pub fn attach_values(args: Vec<OsString>) -> Vec<OsString> {
     let cmd = command();
     let takes_value = |arg: &clap::Arg| arg.get_action().takes_values();
@@ -457,15 +460,13 @@ pub fn attach_values(args: Vec<OsString>) -> Vec<OsString> {
                         && !a.is_require_equals_set()
                         && a.get_num_args().is_none_or(|n| n.min_values() > 0)
                 });
-            out.push(arg);
-            if needs_next {
-                out.extend(iter.next());
-            }
+            let value = if needs_next { iter.next() } else { None };
+            push_option(&mut out, arg, None, long, value);
             continue;
         }
         // a cluster of short options: flags, then maybe one taking a value
         let mut rewritten = None;
-        let mut needs_next = false;
+        let mut needs_next = None;
         for (i, c) in text.char_indices().skip(1) {
             let Some(a) = cmd.get_arguments().find(|a| a.get_short() == Some(c)) else {
                 break;
@@ -490,28 +491,76 @@ pub fn attach_values(args: Vec<OsString>) -> Vec<OsString> {
                         .chain([format!("--wait={value}")])
                         .collect()
                 });
-            } else {
-                needs_next = rest.is_empty();
+            } else if rest.is_empty() {
+                needs_next = a.get_long().map(|long| (text[..i].to_string(), long));
             }
             break;
         }
-        match rewritten {
-            Some(parts) => out.extend(parts.into_iter().map(OsString::from)),
-            None => {
-                out.push(arg);
-                if needs_next {
-                    out.extend(iter.next());
-                }
+        match (rewritten, needs_next) {
+            (Some(parts), _) => out.extend(parts.into_iter().map(OsString::from)),
+            (None, Some((head, long))) => {
+                push_option(&mut out, arg, Some(&head), long, iter.next())
             }
+            (None, None) => out.push(arg),
         }
     }
     out.extend(iter);
     out
 }
 
+/// Pushes an option that takes a separate value, and the value: attached
+/// as `--LONG=VALUE` if the value looks like a negative number (which clap
+/// would read as an option).  `head` is what precedes the option's letter
+/// in a cluster of short options (`-q` of `-qt`).
+fn push_option(
+    out: &mut Vec<OsString>,
+    arg: OsString,
+    head: Option<&str>,
+    long: &str,
+    value: Option<OsString>,
+) {
+    let negative = value.as_ref().and_then(|v| v.to_str()).filter(|v| {
+        let mut chars = v.chars();
+        chars.next() == Some('-') && chars.next().is_some_and(|c| c.is_ascii_digit() || c == '.')
+    });
+    match negative {
+        Some(v) => {
+            if let Some(head) = head.filter(|&h| h != "-") {
+                out.push(head.into());
+            }
+            out.push(format!("--{long}={v}").into());
+        }
+        None => {
+            out.push(arg);
+            out.extend(value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn negative_values_stay_with_their_option() {
+        let c = parse(&["-n", "x", "--", "true"]).unwrap();
+        assert_eq!(c.name.as_deref(), Some("x"));
+        for args in
+            [&["--timeout", "-1s", "true"][..], &["-t", "-1s", "true"], &["-qt", "-.5", "x"]]
+        {
+            let Err(Rejected::Clap(e)) = parse(args) else { panic!("{args:?} parsed") };
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{args:?}");
+            assert!(
+                crate::usage_message(&e).starts_with("--timeout: invalid value '-"),
+                "{args:?}"
+            );
+        }
+        assert_eq!(parse(&["--nice", "-5", "true"]).unwrap().nice, Some(-5));
+        assert_eq!(
+            parse(&["-q", "-t", "5", "true"]).unwrap().timeout,
+            Some(Duration::from_secs(5))
+        );
+    }
 
     #[test]
     fn clap_definition_is_consistent() {

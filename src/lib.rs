@@ -27,6 +27,7 @@ pub mod procs;
 pub mod record;
 pub mod recorder;
 pub mod run;
+pub mod signals;
 pub mod state;
 pub mod status;
 pub mod supervise;
@@ -39,10 +40,10 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use cli::{Cli, Rejected};
 
-/// Everything runonce does; returns the exit status.
-pub fn entry() -> u8 {
+/// Everything runonce does with its command line `args` (the program name
+/// first); returns the exit status.
+pub fn entry(args: Vec<std::ffi::OsString>) -> u8 {
     sys::hold_closed_stdio();
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(request) = docs::request(&args) {
         return generate(request);
     }

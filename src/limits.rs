@@ -94,7 +94,8 @@ pub fn plan(req: &Request) -> Plan {
         // SIGKILL shortly after
         let secs = cpu_secs(cpu);
         let shown = |s: u64| format!("{s}s");
-        plan_rlimit(&mut plan, "--cpu", libc::RLIMIT_CPU, secs, secs + 1, &shown, may_raise);
+        let hard = secs.saturating_add(1);
+        plan_rlimit(&mut plan, "--cpu", libc::RLIMIT_CPU, secs, hard, &shown, may_raise);
     }
     if let Some(n) = req.nofile {
         let shown = |n: u64| n.to_string();
@@ -183,6 +184,7 @@ pub fn hit(req: &Request, end: &Ending) -> Option<Hit> {
 
 /// `--cpu` as RLIMIT_CPU takes it: whole seconds, at least 1.
 fn cpu_secs(cpu: Duration) -> u64 {
+    // a huge --cpu saturates to RLIM_INFINITY: effectively never
     cpu.as_secs_f64().ceil().max(1.0) as u64
 }
 
@@ -241,10 +243,16 @@ mod tests {
     #[test]
     fn cpu_keeps_hard_above_soft() {
         let p = plan(&Request { cpu: Some(Duration::from_millis(1500)), ..Request::default() });
-        if let Some(r) = p.rlimits.first() {
-            assert_eq!(r.soft, 2);
-            assert!(r.hard > r.soft);
+        let (_, hard) = sys::getrlimit(libc::RLIMIT_CPU);
+        if hard < 3 && !sys::has_capability(CAP_SYS_RESOURCE) {
+            assert_eq!((p.rlimits.len(), p.unapplied.len()), (0, 1), "{:?}", p.unapplied);
+            return;
         }
+        assert_eq!(p.rlimits.len(), 1, "nothing planned");
+        let r = &p.rlimits[0];
+        assert_eq!(r.resource, libc::RLIMIT_CPU);
+        // rounded up; SIGKILL a second of CPU time after SIGXCPU
+        assert_eq!((r.soft, r.hard), (2, 3));
     }
 
     #[test]

@@ -505,22 +505,12 @@ pub fn wait_acquire(
             return got(r);
         }
         if fds[1].revents != 0
-            && let Some(sig) = forwarded_signal(signals)
+            && let Some(sig) = crate::signals::interruption(signals)
         {
             done.store(true, Ordering::SeqCst);
             return Ok(Waited::Signal(sig));
         }
     }
-}
-
-/// The first signal other than SIGCHLD waiting on the signalfd.
-fn forwarded_signal(signals: &OwnedFd) -> Option<i32> {
-    while let Some(got) = sys::read_signal(signals) {
-        if got.signo != libc::SIGCHLD {
-            return Some(got.signo);
-        }
-    }
-    None
 }
 
 /// Blocks in flock() on one slot until it is ours, re-opening if the file
@@ -585,7 +575,7 @@ pub fn enforcer(site: &Site, signals: &OwnedFd) -> Result<Result<File, i32>, Unu
             };
         }
         if fds[1].revents != 0
-            && let Some(sig) = forwarded_signal(signals)
+            && let Some(sig) = crate::signals::interruption(signals)
         {
             return Ok(Err(sig));
         }

@@ -4,8 +4,15 @@
 //! the job must inherit) and would reopen closed stdio on /dev/null.
 #![no_main]
 
-/// The C entry point.
+/// The C entry point.  The arguments are taken from `argv` here: std fills
+/// `env::args` from glibc's `.init_array` call, which other C libraries do
+/// not make.
+///
+/// # Safety
+/// Called by the C runtime only, with `argc` valid strings in `argv`.
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    libc::c_int::from(runonce::entry())
+pub unsafe extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: the C runtime passes `argc` valid NUL-terminated strings.
+    let args = unsafe { runonce::sys::args(argc, argv) };
+    libc::c_int::from(runonce::entry(args))
 }

@@ -5,13 +5,17 @@
 
 use std::time::Duration;
 
-/// A DURATION as cli.md section 4 defines it: a bare number is seconds
-/// (`90`, `1.5`), anything else goes through humantime (`90s`, `1h30m`).
+/// A DURATION as the man page defines it: a bare number is seconds (`90`,
+/// `1.5`); otherwise numbers with units as humantime spells them (`90s`,
+/// `1h30m`, `2d`, `1 min 30 sec`).  Any number may carry a decimal exponent,
+/// as timeout(1) accepts it (`1e-3`, `2.5e2s`).
 ///
-/// Values too large for `Duration` saturate to `Duration::MAX` ("effectively
-/// never"), and a positive value too small to represent becomes one
-/// nanosecond: it must never be read as 0, which means "no limit".
+/// The value is computed exactly from the digits: a positive value too small
+/// to represent becomes one nanosecond (it must never be read as 0, which
+/// means "no limit"), and one too large for `Duration` saturates to
+/// `Duration::MAX` ("effectively never").
 pub fn duration(text: &str) -> Result<Duration, String> {
+    const EXPECTED: &str = "expected seconds (90, 1.5) or a duration like 90s, 10m, 1h30m, 2d";
     let t = text.trim();
     if t.is_empty() {
         return Err("empty duration".into());
@@ -19,48 +23,138 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     if t.starts_with('-') {
         return Err("a duration cannot be negative".into());
     }
-    if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return bare_seconds(t);
+    let mut rest = t;
+    let mut total_ns: u128 = 0;
+    let mut first = true;
+    while !rest.is_empty() {
+        let (number, after) = Decimal::parse(rest).ok_or(EXPECTED)?;
+        let after = after.trim_start();
+        let unit_len =
+            after.find(|c: char| !(c.is_ascii_alphabetic() || c == 'µ')).unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let unit_ns = match unit {
+            // a bare number is seconds, but only as the whole value
+            "" if first && after.is_empty() => NS_PER_SEC,
+            "" => return Err(format!("{EXPECTED}; each number needs a unit")),
+            u => unit_nanos(u)
+                .ok_or_else(|| format!("unknown unit '{u}' (ns, us, ms, s, m, h, d, w, M, y)"))?,
+        };
+        total_ns = total_ns.saturating_add(number.times_floor(unit_ns));
+        first = false;
+        rest = after.trim_start();
     }
-    match humantime::parse_duration(t) {
-        Ok(d) => Ok(d),
-        Err(humantime::DurationError::NumberOverflow) => Ok(Duration::MAX),
-        Err(_) => Err("expected seconds (90, 1.5) or a duration like 90s, 10m, 1h30m, 2d".into()),
-    }
+    let secs = total_ns / u128::from(NS_PER_SEC);
+    Ok(match u64::try_from(secs) {
+        Ok(s) => Duration::new(s, (total_ns % u128::from(NS_PER_SEC)) as u32),
+        Err(_) => Duration::MAX,
+    })
 }
 
-/// Bare seconds, computed from the digits so that `0.0000000001` is
-/// positive and `18446744073709551615` does not overflow.
-fn bare_seconds(t: &str) -> Result<Duration, String> {
-    let (int_part, frac_part) = t.split_once('.').unwrap_or((t, ""));
-    if int_part.is_empty() && frac_part.is_empty() || frac_part.contains('.') {
-        return Err("expected seconds (90, 1.5) or a duration like 90s, 10m".into());
-    }
-    let secs = if int_part.is_empty() {
-        0
-    } else {
-        match int_part.parse::<u64>() {
-            Ok(s) => s,
-            // only digits, so the one failure left is overflow
-            Err(_) => return Ok(Duration::MAX),
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Nanoseconds in one of humantime's units.
+fn unit_nanos(unit: &str) -> Option<u64> {
+    let secs = |s: u64| s * NS_PER_SEC;
+    Some(match unit {
+        "nanos" | "nsec" | "ns" => 1,
+        "usec" | "us" | "µs" => 1_000,
+        "millis" | "msec" | "ms" => 1_000_000,
+        "seconds" | "second" | "secs" | "sec" | "s" => secs(1),
+        "minutes" | "minute" | "min" | "mins" | "m" => secs(60),
+        "hours" | "hour" | "hr" | "hrs" | "h" => secs(3_600),
+        "days" | "day" | "d" => secs(86_400),
+        "weeks" | "week" | "wk" | "wks" | "w" => secs(604_800),
+        "months" | "month" | "M" => secs(2_630_016), // 30.44 days
+        "years" | "year" | "yr" | "yrs" | "y" => secs(31_557_600), // 365.25 days
+        _ => return None,
+    })
+}
+
+/// A non-negative decimal number as typed: its significant digits (no
+/// leading or trailing zeros) and how many of them stand before the point
+/// (negative or beyond the digits after an exponent).
+struct Decimal {
+    digits: Vec<u8>,
+    point: i64,
+}
+
+impl Decimal {
+    /// `12`, `1.5`, `.5`, `1.`, `2.5e2`, `1E-3` at the start of `text`;
+    /// returns the number and the text after it.
+    fn parse(text: &str) -> Option<(Decimal, &str)> {
+        let b = text.as_bytes();
+        let (mut digits, mut int_len, mut i) = (Vec::new(), None, 0);
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'0'..=b'9' => digits.push(c - b'0'),
+                b'.' if int_len.is_none() => int_len = Some(digits.len()),
+                _ => break,
+            }
+            i += 1;
         }
-    };
-    let mut nanos: u32 = 0;
-    let mut scale: u32 = 100_000_000;
-    let mut any_nonzero_beyond = false;
-    for b in frac_part.bytes() {
-        let digit = u32::from(b - b'0');
-        if scale == 0 {
-            any_nonzero_beyond |= digit != 0;
-        } else {
-            nanos += digit * scale;
-            scale /= 10;
+        if digits.is_empty() {
+            return None;
         }
+        let mut point = int_len.unwrap_or(digits.len()) as i64;
+        // an exponent needs at least one digit: otherwise the `e` is text
+        if let Some(b'e' | b'E') = b.get(i) {
+            let mut j = i + 1;
+            let negative = b.get(j) == Some(&b'-');
+            if matches!(b.get(j), Some(b'-' | b'+')) {
+                j += 1;
+            }
+            let start = j;
+            let mut exp: i64 = 0;
+            while let Some(c @ b'0'..=b'9') = b.get(j) {
+                exp = (exp * 10 + i64::from(c - b'0')).min(1 << 40);
+                j += 1;
+            }
+            if j > start {
+                point += if negative { -exp } else { exp };
+                i = j;
+            }
+        }
+        let lead = digits.iter().take_while(|&&d| d == 0).count();
+        digits.drain(..lead);
+        point -= lead as i64;
+        while digits.last() == Some(&0) {
+            digits.pop();
+        }
+        Some((Decimal { digits, point }, &text[i..]))
     }
-    if secs == 0 && nanos == 0 && any_nonzero_beyond {
-        nanos = 1;
+
+    /// `self × unit` rounded down, but a positive value is at least 1;
+    /// u128::MAX if it does not fit.
+    fn times_floor(&self, unit: u64) -> u128 {
+        if self.digits.is_empty() {
+            return 0;
+        }
+        // the integer part: more than 39 digits cannot fit a u128
+        if self.point > 39 {
+            return u128::MAX;
+        }
+        let digit = |k: i64| usize::try_from(k).ok().and_then(|k| self.digits.get(k)).copied();
+        let mut int: u128 = 0;
+        for k in 0..self.point.max(0) {
+            let d = u128::from(digit(k).unwrap_or(0));
+            match int.checked_mul(10).and_then(|v| v.checked_add(d)) {
+                Some(v) => int = v,
+                None => return u128::MAX,
+            }
+        }
+        // the first 20 digits of the fraction are exact enough: a unit has
+        // at most 17 digits, so the product's integer part is settled
+        let mut frac: u128 = 0;
+        for k in self.point..self.point + 20 {
+            frac = frac * 10 + u128::from(if k < 0 { 0 } else { digit(k).unwrap_or(0) });
+        }
+        let unit = u128::from(unit);
+        let ns = int
+            .checked_mul(unit)
+            .and_then(|v| v.checked_add(frac * unit / 10u128.pow(20)))
+            .unwrap_or(u128::MAX);
+        ns.max(1)
     }
-    Ok(Duration::new(secs, nanos))
 }
 
 /// A SIZE in bytes: `512M`, `1G`, `1.5GiB`, `1048576`; K/M/G/T (with an
@@ -128,11 +222,12 @@ pub const SIGNALS: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
-/// A signal by name (`TERM`, `SIGTERM`, `term`) or number (`15`).
+/// A signal by name (`TERM`, `SIGTERM`, `term`), real-time name as kill(1)
+/// spells them (`RTMIN`, `RTMIN+1`, `SIGRTMAX-2`) or number (`15`).
 pub fn signal(text: &str) -> Result<i32, String> {
     let t = text.trim();
     if let Ok(n) = t.parse::<i32>() {
-        return if n > 0 && (n < 32 || (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n)) {
+        return if n > 0 && (n < 32 || realtime().contains(&n)) {
             Ok(n)
         } else {
             Err("no such signal number".into())
@@ -140,20 +235,62 @@ pub fn signal(text: &str) -> Result<i32, String> {
     }
     let upper = t.to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
+    if let Some(sig) = realtime_by_name(bare) {
+        return sig;
+    }
     SIGNALS
         .iter()
         .find(|(name, _)| *name == bare)
         .map(|&(_, n)| n)
-        .ok_or_else(|| "expected a signal name (TERM, SIGINT, hup) or number".into())
+        .ok_or_else(|| "expected a signal name (TERM, SIGINT, hup, RTMIN+1) or number".into())
 }
 
-/// The short name of a signal (`TERM`), or its number for realtime ones.
+/// The real-time signals this system offers to programs (glibc keeps the
+/// first two or three for itself).
+pub fn realtime() -> std::ops::RangeInclusive<i32> {
+    libc::SIGRTMIN()..=libc::SIGRTMAX()
+}
+
+/// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N`; None if not such a name.
+fn realtime_by_name(bare: &str) -> Option<Result<i32, String>> {
+    let rt = realtime();
+    let (base, sign, rest) = if let Some(r) = bare.strip_prefix("RTMIN") {
+        (*rt.start(), 1, r)
+    } else {
+        (*rt.end(), -1, bare.strip_prefix("RTMAX")?)
+    };
+    let offset = match rest {
+        "" => 0,
+        _ => match rest.strip_prefix(if sign > 0 { '+' } else { '-' }).map(str::parse::<i32>) {
+            Some(Ok(n)) => n,
+            _ => return Some(Err("expected RTMIN, RTMIN+N, RTMAX-N or RTMAX".into())),
+        },
+    };
+    let sig = base + sign * offset;
+    Some(if rt.contains(&sig) {
+        Ok(sig)
+    } else {
+        Err(format!("no such real-time signal (RTMIN+0 to RTMIN+{} here)", rt.end() - rt.start()))
+    })
+}
+
+/// The short name of a signal (`TERM`), real-time ones as kill(1) names
+/// them (`RTMIN+1`, `RTMAX-2`).
 pub fn signal_name(sig: i32) -> String {
-    SIGNALS
-        .iter()
-        .find(|&&(_, n)| n == sig)
-        .map(|(name, _)| (*name).to_string())
-        .unwrap_or_else(|| format!("SIG{sig}"))
+    if let Some(&(name, _)) = SIGNALS.iter().find(|&&(_, n)| n == sig) {
+        return name.to_string();
+    }
+    let rt = realtime();
+    if !rt.contains(&sig) {
+        return format!("SIG{sig}");
+    }
+    let (from_min, to_max) = (sig - rt.start(), rt.end() - sig);
+    match (from_min, to_max) {
+        (0, _) => "RTMIN".into(),
+        (_, 0) => "RTMAX".into(),
+        (n, m) if n <= m => format!("RTMIN+{n}"),
+        (_, m) => format!("RTMAX-{m}"),
+    }
 }
 
 /// Characters allowed in a job name (cli.md section 2).
@@ -269,9 +406,44 @@ mod tests {
         assert_eq!(duration("18446744073709551615").unwrap().as_secs(), u64::MAX);
         assert_eq!(duration("99999999999999999999999").unwrap(), Duration::MAX);
         assert!(duration("1000000d").unwrap() > Duration::from_secs(86_400 * 999_999));
-        for bad in ["banana", "-5", "-1", "", "soon", "1..2", ".", "5 parsecs"] {
+        for bad in
+            ["banana", "-5", "-1", "", "soon", "1..2", ".", "5 parsecs", "42D", "1h 30", "e5", "1e"]
+        {
             assert!(duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn durations_as_timeout_reads_them() {
+        let ms = Duration::from_millis;
+        assert_eq!(duration("1e-3").unwrap(), ms(1));
+        assert_eq!(duration("2.5e2s").unwrap(), Duration::from_secs(250));
+        assert_eq!(duration("2.34e+5d").unwrap(), Duration::from_secs(234_000 * 86_400));
+        assert_eq!(duration("1E3ms").unwrap(), Duration::from_secs(1));
+        assert_eq!(duration("1.").unwrap(), Duration::from_secs(1));
+        assert_eq!(duration("9.999999999").unwrap(), Duration::new(9, 999_999_999));
+        // too small to represent, yet positive: never 0 ("none")
+        for tiny in ["0.5ns", "1e-10000", "0.0000000001", "1e-1000000000000000000000s"] {
+            assert_eq!(duration(tiny).unwrap(), Duration::from_nanos(1), "{tiny}");
+        }
+        assert_eq!(duration("0e5").unwrap(), Duration::ZERO);
+        assert_eq!(duration("0.000e-5").unwrap(), Duration::ZERO);
+        // too large: effectively never
+        for huge in [
+            "1.18973149535723176502e+4932",
+            "9223372036854775808d",
+            "99999999999999999999w",
+            "1e1000000000000000000000",
+        ] {
+            assert_eq!(duration(huge).unwrap(), Duration::MAX, "{huge}");
+        }
+        assert_eq!(duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(duration("1 min 30 sec").unwrap(), Duration::from_secs(90));
+        assert_eq!(duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(duration("1.5ms").unwrap(), Duration::from_micros(1500));
+        assert_eq!(duration("1M").unwrap(), Duration::from_secs(2_630_016));
+        assert_eq!(duration("1y").unwrap(), Duration::from_secs(31_557_600));
+        assert_eq!(duration("163µs").unwrap(), Duration::from_micros(163));
     }
 
     #[test]
@@ -292,10 +464,21 @@ mod tests {
         assert_eq!(signal("SIGINT"), Ok(libc::SIGINT));
         assert_eq!(signal("hup"), Ok(libc::SIGHUP));
         assert_eq!(signal("15"), Ok(15));
-        for bad in ["NOPE", "NOSUCHSIG", "0", "-1", "99", ""] {
+        for bad in ["NOPE", "NOSUCHSIG", "0", "-1", "99", "", "RTMIN-1", "RTMAX+1", "RTMIN+99"] {
             assert!(signal(bad).is_err(), "{bad}");
         }
         assert_eq!(signal_name(libc::SIGKILL), "KILL");
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        assert_eq!(signal("RTMIN+1"), Ok(min + 1));
+        assert_eq!(signal("SIGRTMIN+1"), Ok(min + 1));
+        assert_eq!(signal("rtmax-2"), Ok(max - 2));
+        assert_eq!(signal("RTMIN"), Ok(min));
+        assert_eq!(signal("RTMAX"), Ok(max));
+        for sig in min..=max {
+            assert_eq!(signal(&signal_name(sig)), Ok(sig), "{}", signal_name(sig));
+        }
+        assert_eq!(signal_name(min + 1), "RTMIN+1");
+        assert_eq!(signal_name(max), "RTMAX");
     }
 
     #[test]

@@ -23,8 +23,6 @@ pub struct Stat {
     pub state: u8,
     pub ppid: i32,
     pub pgrp: i32,
-    /// The kernel's PF_* flags.
-    pub flags: u32,
     pub start: u64,
 }
 
@@ -54,7 +52,6 @@ fn parse_stat(text: &[u8]) -> Option<Stat> {
         state: *f.first()?.as_bytes().first()?,
         ppid: f.get(1)?.parse().ok()?,
         pgrp: f.get(2)?.parse().ok()?,
-        flags: f.get(6)?.parse().ok()?,
         start: f.get(19)?.parse().ok()?,
     })
 }
@@ -62,13 +59,6 @@ fn parse_stat(text: &[u8]) -> Option<Stat> {
 impl Stat {
     pub fn is_zombie(&self) -> bool {
         matches!(self.state, b'Z' | b'X')
-    }
-
-    /// Exiting, though not a zombie yet (PF_EXITING): what is left of it
-    /// already shows in the root of cgroup v1 hierarchies.
-    pub fn is_exiting(&self) -> bool {
-        const PF_EXITING: u32 = 0x4;
-        self.flags & PF_EXITING != 0
     }
 }
 
@@ -107,9 +97,16 @@ impl ProcId {
     }
 }
 
-/// Every PID in /proc.
+/// Every PID in /proc; none if this /proc belongs to another PID namespace
+/// (`unshare --pid --fork` without a new /proc): its PIDs would name other
+/// processes than ours, so no walk may use them.
 fn all_pids() -> Vec<i32> {
-    let Ok(dir) = fs::read_dir("/proc") else {
+    static OURS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ours = OURS.get_or_init(|| {
+        fs::read_link("/proc/self")
+            .is_ok_and(|p| p.as_os_str() == sys::getpid().to_string().as_str())
+    });
+    let Some(dir) = ours.then(|| fs::read_dir("/proc").ok()).flatten() else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
@@ -124,6 +121,62 @@ pub struct Member {
 
 /// The live (non-zombie) descendants of `root`, at any depth.
 pub fn descendants(root: i32) -> Vec<Member> {
+    descendants_except(root, &Strangers::default())
+}
+
+/// Children runonce has though it did not start them: a shell's earlier
+/// children when it `exec`s runonce (`(sleep 5 & exec runonce -- job)`).
+/// They and their descendants are not the job's: never signalled, never
+/// waited for.
+#[derive(Clone, Debug, Default)]
+pub struct Strangers {
+    ids: Vec<ProcId>,
+    /// Start time of the job's main process: an orphan re-parented to
+    /// runonce that started before it cannot be the job's.
+    job_start: Option<u64>,
+}
+
+impl Strangers {
+    /// The processes below runonce now, before it starts any job (in the
+    /// usual case it has no child, and this is one system call).
+    pub fn now() -> Strangers {
+        if !sys::has_children() {
+            return Strangers::default();
+        }
+        Strangers {
+            ids: descendants(sys::getpid()).into_iter().map(|m| m.id).collect(),
+            job_start: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The job's main process started: orphans older than it are strangers'.
+    pub fn job_started(&mut self, main: Option<ProcId>) {
+        self.job_start = main.map(|m| m.start);
+    }
+
+    /// A process runonce reaped: its PID may now be reused by the job.
+    /// Returns whether it was a stranger.
+    pub fn reaped(&mut self, pid: i32) -> bool {
+        let before = self.ids.len();
+        self.ids.retain(|id| id.pid != pid);
+        self.ids.len() != before
+    }
+
+    fn owns(&self, root: i32, pid: i32, s: &Stat) -> bool {
+        self.ids.iter().any(|id| id.pid == pid && id.start == s.start)
+            || (!self.ids.is_empty()
+                && s.ppid == root
+                && self.job_start.is_some_and(|job| s.start < job))
+    }
+}
+
+/// The live descendants of `root`, leaving out `strangers` and everything
+/// below them.
+pub fn descendants_except(root: i32, strangers: &Strangers) -> Vec<Member> {
     let mut children: HashMap<i32, Vec<(i32, Stat)>> = HashMap::new();
     for pid in all_pids() {
         if let Some(s) = stat(pid) {
@@ -135,6 +188,9 @@ pub fn descendants(root: i32) -> Vec<Member> {
     let mut seen = HashSet::new();
     while let Some(parent) = todo.pop() {
         for &(pid, s) in children.get(&parent).map(Vec::as_slice).unwrap_or(&[]) {
+            if strangers.owns(root, pid, &s) {
+                continue;
+            }
             if seen.insert(pid) {
                 todo.push(pid);
                 if !s.is_zombie() {
@@ -214,9 +270,6 @@ mod tests {
         let line = b"42 (a) b (c) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
         let s = parse_stat(line).unwrap();
         assert_eq!((s.state, s.ppid, s.pgrp, s.start), (b'S', 1, 42, 777));
-        assert!(!s.is_exiting(), "flags 0x400100");
-        let exiting = b"42 (a) R 1 42 42 0 -1 4194564 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
-        assert!(parse_stat(exiting).unwrap().is_exiting(), "flags 0x400104: PF_EXITING");
     }
 
     #[test]

@@ -17,9 +17,10 @@ use crate::log::Logger;
 use crate::output::Held;
 use crate::parse;
 use crate::ping::{self, Pinger};
-use crate::procs::ProcId;
+use crate::procs::{ProcId, Strangers};
 use crate::record::{self, Event, Outcome, Record};
 use crate::recorder::{Recorder, Sinks};
+use crate::signals;
 use crate::state::{self, Store};
 use crate::supervise::{self, Inherited};
 use crate::sys;
@@ -31,12 +32,9 @@ const RECORD_PATIENCE: Duration = Duration::from_secs(8);
 /// Between two tries of a lock that was busy, then seemed free.
 const RETRY_STEP: Duration = Duration::from_millis(10);
 
-/// Signals runonce forwards to the job (cli.md section 7).
-const FORWARDED: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
-
-/// Signal handling set up before any thread exists: the forwarded signals
-/// (except those ignored at start, which stay ignored) and SIGCHLD are
-/// blocked and read from a signalfd.
+/// Signal handling set up before any thread exists: the relayed signals
+/// (`signals::relayed`, except those ignored at start, which stay ignored)
+/// and SIGCHLD are blocked and read from a signalfd.
 pub struct Signals {
     pub fd: OwnedFd,
     pub inherited: Inherited,
@@ -47,14 +45,14 @@ pub fn setup_signals() -> std::io::Result<Signals> {
         sigpipe_ignored: sys::signal_ignored(libc::SIGPIPE),
         sigchld_ignored: sys::signal_ignored(libc::SIGCHLD),
     };
+    let mut set: Vec<i32> = signals::relayed().filter(|&s| !sys::signal_ignored(s)).collect();
+    set.push(libc::SIGCHLD);
     // runonce reports write errors itself; the job gets its own disposition back
     sys::set_disposition(libc::SIGPIPE, true);
     if inherited.sigchld_ignored {
         // an ignored SIGCHLD would reap the job behind runonce's back
         sys::set_disposition(libc::SIGCHLD, false);
     }
-    let mut set: Vec<i32> = FORWARDED.into_iter().filter(|&s| !sys::signal_ignored(s)).collect();
-    set.push(libc::SIGCHLD);
     let set = sys::SigSet::of(&set);
     set.block()?;
     Ok(Signals { fd: sys::signalfd(&set)?, inherited })
@@ -75,6 +73,8 @@ struct Ctx<'a> {
     host: String,
     /// The lock slot this run holds, once it holds one.
     slot: Option<u32>,
+    /// Children runonce had before it started any job.
+    strangers: Strangers,
     /// The fleet lease's holder: this run once it holds the lease, another
     /// host's run when the lease is busy (man page, FLEET).
     lease_seen: Option<fleet::Holder>,
@@ -200,6 +200,7 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         jitter: None,
         host: hostname(),
         slot: None,
+        strangers: Strangers::now(),
         lease_seen: None,
         lease_error: None,
         pinger: cfg.ping.clone().map(Pinger::new),
@@ -377,7 +378,9 @@ fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
         return None;
     }
     let since = state::unix_now() - s.last_failure_unix.unwrap_or(0.0);
-    if since >= cooldown.as_secs_f64() {
+    // a failure in the future or at no time at all (a clock set back, a
+    // damaged state file) would keep the circuit open for ever: let it run
+    if !(0.0..cooldown.as_secs_f64()).contains(&since) {
         return None;
     }
     let mut rec = ctx.record(Event::Finish, Some(Outcome::Cooldown));
@@ -530,6 +533,7 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
     clear_stale_cgroup(lock, &cgroup_fs, &cfg.name);
     let mut holder = ctx.me();
     let attempts = cfg.retries.saturating_add(1);
+    let strangers = ctx.strangers.clone();
     let mut held_all: Vec<Held> = Vec::new();
     let mut attempt = 1;
     let env: Vec<(String, String)> =
@@ -584,15 +588,14 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
             lock_fd: std::os::fd::AsRawFd::as_raw_fd(&lock.file),
             inherited: signals.inherited,
             cgroup: cgroup.as_ref(),
+            strangers: &strangers,
             env: &env,
             stop_source,
         };
-        let mut on_start = |pid: i32| {
-            if let Some(cg) = &cgroup
-                && !cg.holds(pid)
-            {
+        let mut on_start = |pid: i32, not_joined: Option<&std::io::Error>| {
+            if let (Some(cg), Some(e)) = (&cgroup, not_joined) {
                 ui::warn(&format!(
-                    "the job (pid {pid}) did not join its cgroup {}: \
+                    "the job (pid {pid}) could not join its cgroup {} ({e}): \
                      it is contained by its process group only",
                     cg.paths().join(", ")
                 ));
@@ -787,12 +790,15 @@ fn clear_stale_cgroup(lock: &Lock, fs: &cgroup::Fs, job: &str) {
 }
 
 /// The pause before retry number `attempt` (1-based): the delay doubled
-/// each time, +-20% jitter, capped.
+/// each time, +-20% jitter, capped.  Huge values saturate ("effectively
+/// never"), they never overflow.
 fn backoff(cfg: &Config, attempt: u32) -> Duration {
     let base = cfg.retry_delay.saturating_mul(1u32 << (attempt - 1).min(30));
     let capped = base.min(cfg.retry_max_delay);
     let jitter = 0.8 + 0.4 * random_below(Duration::from_secs(1)).as_secs_f64();
-    capped.mul_f64(jitter).min(cfg.retry_max_delay)
+    Duration::try_from_secs_f64(capped.as_secs_f64() * jitter)
+        .unwrap_or(Duration::MAX)
+        .min(cfg.retry_max_delay)
 }
 
 /// Copies what the supervisor learnt into the record.
@@ -803,10 +809,9 @@ fn fill(rec: &mut Record, ended: &supervise::Ended) {
     rec.signal = ended.signal.map(parse::signal_name);
     rec.sent = ended.sent.iter().map(|&s| parse::signal_name(s)).collect();
     rec.leftovers = ended.leftovers;
-    let all = sys::children_rusage();
-    rec.cpu_user_s = round3(sys::timeval_secs(all.ru_utime));
-    rec.cpu_sys_s = round3(sys::timeval_secs(all.ru_stime));
-    rec.maxrss_kib = u64::try_from(all.ru_maxrss).unwrap_or(0);
+    rec.cpu_user_s = round3(ended.usage.user_s);
+    rec.cpu_sys_s = round3(ended.usage.sys_s);
+    rec.maxrss_kib = ended.usage.maxrss_kib;
     rec.output_lost_bytes = (ended.output_lost > 0).then_some(ended.output_lost);
     rec.message = ended.message.clone();
 }

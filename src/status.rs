@@ -54,14 +54,12 @@ pub struct FleetLease {
 
 impl FleetLease {
     fn from_row(row: &LeaseRow) -> FleetLease {
-        let t =
-            std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(row.acquired_unix.max(0.0));
         FleetLease {
             held: row.expires_in_s > 0.0,
             host: row.holder.host.clone(),
             pid: row.holder.pid,
             fencing_token: row.holder.token,
-            since: humantime::format_rfc3339_seconds(t).to_string(),
+            since: rfc3339_of(row.acquired_unix).unwrap_or_else(|| "-".into()),
             expires_in_s: (row.expires_in_s * 10.0).round() / 10.0,
         }
     }
@@ -138,11 +136,7 @@ fn running_slots(site: &Site) -> Vec<Running> {
             pid: h.as_ref().and_then(Holder::shown_pid),
             runonce_pid: h.as_ref().and_then(|h| h.runonce).map(|p| p.pid),
             job_pid,
-            since: h.as_ref().and_then(|h| {
-                let since = std::time::Duration::try_from_secs_f64(h.started_unix).ok()?;
-                let t = std::time::UNIX_EPOCH.checked_add(since)?;
-                Some(humantime::format_rfc3339_seconds(t).to_string())
-            }),
+            since: h.as_ref().and_then(|h| rfc3339_of(h.started_unix)),
             age_s: h.as_ref().map(|h| (h.age_secs() * 10.0).round() / 10.0),
             orphaned: h.as_ref().is_some_and(Holder::orphaned),
         });
@@ -221,6 +215,18 @@ pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
             Some(JobStatus { name: n, state, running, ended_ago_s, last, lease: None })
         })
         .collect()
+}
+
+/// A start time read back from a lock file, as RFC 3339; None for what no
+/// clock shows (negative, NaN, past the year 9999): a torn or forged record
+/// must not stop `--status`.
+fn rfc3339_of(unix: f64) -> Option<String> {
+    const YEAR_10000: f64 = 253_402_300_800.0;
+    if !(0.0..YEAR_10000).contains(&unix) {
+        return None;
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(unix);
+    Some(humantime::format_rfc3339_seconds(t).to_string())
 }
 
 /// `3d 2h ago`: the two largest units are enough to tell a stale job.
@@ -307,6 +313,14 @@ pub fn json(jobs: &[JobStatus], single: bool) -> String {
 mod tests {
     use super::*;
     use crate::procs::ProcId;
+
+    #[test]
+    fn start_times_no_clock_shows_are_left_out() {
+        assert_eq!(rfc3339_of(0.0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        for odd in [-1.0, f64::NAN, 1e300, f64::INFINITY, -0.5, 253_402_300_800.0] {
+            assert_eq!(rfc3339_of(odd), None, "{odd}");
+        }
+    }
 
     #[test]
     fn live_counts_held_slots_whose_job_runs() {

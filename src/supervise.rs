@@ -16,10 +16,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::Cgroup;
+use crate::exit_code;
 use crate::limits;
 use crate::output::{Held, Stream, Tail};
-use crate::procs::{self, ProcId};
+use crate::procs::{self, ProcId, Strangers};
 use crate::record::Outcome;
+use crate::signals::{self, Meaning};
 use crate::sys;
 
 /// While SIGKILL rounds are under way, look again this often for processes
@@ -59,6 +61,8 @@ pub struct Job<'a> {
     pub lock_fd: RawFd,
     pub inherited: Inherited,
     pub cgroup: Option<&'a Cgroup>,
+    /// runonce's children that are not the job's (`procs::Strangers`).
+    pub strangers: &'a Strangers,
     /// Variables added to the job's environment.
     pub env: &'a [(String, String)],
     /// Something outside that can end the job as a timeout does.
@@ -86,17 +90,42 @@ pub struct Ended {
     pub leftovers: u32,
     pub forwarded: Option<i32>,
     pub duration: Duration,
+    /// The main process's own resource use (with its reaped children).
     pub main_rusage: Option<libc::rusage>,
+    pub usage: Usage,
     pub held: Option<Held>,
     pub tail: Option<Tail>,
     pub output_lost: u64,
     pub message: Option<String>,
 }
 
+/// What this attempt's processes used: the sum over every process runonce
+/// reaped (each one's figures hold its own reaped children's), so that an
+/// attempt's record is its own, unlike RUSAGE_CHILDREN, which adds up every
+/// attempt before it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    pub user_s: f64,
+    pub sys_s: f64,
+    pub maxrss_kib: u64,
+}
+
+impl Usage {
+    fn add(&mut self, ru: &libc::rusage) {
+        self.user_s += sys::timeval_secs(ru.ru_utime);
+        self.sys_s += sys::timeval_secs(ru.ru_stime);
+        self.maxrss_kib = self.maxrss_kib.max(u64::try_from(ru.ru_maxrss).unwrap_or(0));
+    }
+}
+
 /// Starts the job and supervises it to the end.  `started` is called with
 /// the job's PID once it runs (to record it in the lock file and log the
-/// start).
-pub fn run(job: &Job, signals: &OwnedFd, started: &mut dyn FnMut(i32)) -> Ended {
+/// start), and why it could not join its cgroup, if it could not.
+pub fn run(
+    job: &Job,
+    signals: &OwnedFd,
+    started: &mut dyn FnMut(i32, Option<&io::Error>),
+) -> Ended {
     let t0 = Instant::now();
     let capture = job.quiet || job.idle_timeout.is_some() || job.tail.is_some();
     let mut streams = Vec::new();
@@ -123,6 +152,10 @@ pub fn run(job: &Job, signals: &OwnedFd, started: &mut dyn FnMut(i32)) -> Ended 
             }
         }
     }
+    let (report_r, report_w) = match sys::pipe() {
+        Ok(p) => p,
+        Err(e) => return failed_start(t0, exit_code::OWN_FAILURE, format!("pipe: {e}")),
+    };
     let setup = ChildSetup {
         unblock: sys::SigSet::of(&[]),
         inherited: job.inherited,
@@ -130,6 +163,7 @@ pub fn run(job: &Job, signals: &OwnedFd, started: &mut dyn FnMut(i32)) -> Ended 
         limits: job.limits.clone(),
         strict: job.strict_limits,
         cgroup_fds: job.cgroup.map(Cgroup::join_fds).unwrap_or_default(),
+        report: report_w.as_raw_fd(),
     };
     // SAFETY: the closure runs in the forked child before exec and only
     // makes async-signal-safe system calls on data prepared in the parent
@@ -137,25 +171,32 @@ pub fn run(job: &Job, signals: &OwnedFd, started: &mut dyn FnMut(i32)) -> Ended 
     unsafe {
         cmd.pre_exec(move || setup.apply());
     }
-    let child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // the child wrote its report before exec (or failed), and spawn()
+    // returns only after that: everything is in the pipe now
+    drop(report_w);
+    let report = ChildReport::read(&report_r);
+    let child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            let code = crate::exit_code::for_exec_error(&e);
-            let what = match code {
-                crate::exit_code::NOT_FOUND => "command not found".to_string(),
-                _ => format!("cannot execute: {e}"),
-            };
             let name = job.argv[0].to_string_lossy();
+            let (code, what) = match report.setup {
+                Some(setup) => (exit_code::OWN_FAILURE, format!("cannot set up the job: {setup}")),
+                None => spawn_failure(&e),
+            };
             return failed_start(t0, code, format!("{name}: {what}"));
         }
     };
     drop(cmd); // closes our copies of the pipes' write ends
     let main = child.id() as i32;
-    started(main);
+    started(main, report.join.as_ref());
+    let main_id = ProcId::of(main);
+    let mut strangers = job.strangers.clone();
+    strangers.job_started(main_id);
     let mut sup = Supervisor {
         job,
         main,
-        main_id: ProcId::of(main),
+        main_id,
         main_status: None,
         no_children: false,
         deadline: job.timeout.and_then(|t| t0.checked_add(t)),
@@ -170,9 +211,66 @@ pub fn run(job: &Job, signals: &OwnedFd, started: &mut dyn FnMut(i32)) -> Ended 
         held: job.quiet.then(Held::default),
         tail: job.tail.map(Tail::new),
         pipe_grace: None,
+        strangers,
+        usage: Usage::default(),
     };
     sup.run(signals);
     sup.finish(t0)
+}
+
+/// Exit status and words for a command that could not be started: not
+/// found 127, not executable 126, but a shortage of runonce's (descriptors,
+/// memory, processes) is runonce's own failure, 125, as a failed fork is
+/// for timeout(1).
+fn spawn_failure(e: &io::Error) -> (u8, String) {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN) => {
+            (exit_code::OWN_FAILURE, format!("cannot start: {e}"))
+        }
+        _ => match exit_code::for_exec_error(e) {
+            exit_code::NOT_FOUND => (exit_code::NOT_FOUND, "command not found".into()),
+            code => (code, format!("cannot execute: {e}")),
+        },
+    }
+}
+
+/// What the child said about its set-up between fork and exec, through a
+/// close-on-exec pipe: a cgroup it could not join (the job then runs
+/// contained by its process group), or a step that failed and stopped it.
+/// Only the child can say: a check from outside races the job's exit.
+#[derive(Debug, Default)]
+struct ChildReport {
+    join: Option<io::Error>,
+    setup: Option<io::Error>,
+}
+
+impl ChildReport {
+    const JOIN: u8 = b'j';
+    const SETUP: u8 = b's';
+
+    /// Async-signal-safe: one write(2) of a tag and an errno.
+    fn send(fd: RawFd, tag: u8, err: &io::Error) {
+        let errno = err.raw_os_error().unwrap_or(0).to_ne_bytes();
+        let msg = [tag, errno[0], errno[1], errno[2], errno[3]];
+        // SAFETY: write(2) of a stack buffer; nothing to do if it fails.
+        unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+    }
+
+    fn read(fd: &OwnedFd) -> ChildReport {
+        let mut report = ChildReport::default();
+        let _ = sys::set_nonblocking(fd.as_raw_fd());
+        let mut buf = [0u8; 64];
+        let n = sys::read_fd(fd.as_raw_fd(), &mut buf).unwrap_or(0);
+        for msg in buf[..n].chunks_exact(5) {
+            let err =
+                io::Error::from_raw_os_error(i32::from_ne_bytes([msg[1], msg[2], msg[3], msg[4]]));
+            match msg[0] {
+                Self::JOIN => report.join = Some(err),
+                _ => report.setup = Some(err),
+            }
+        }
+        report
+    }
 }
 
 fn failed_start(t0: Instant, exit: u8, message: String) -> Ended {
@@ -190,6 +288,7 @@ fn failed_start(t0: Instant, exit: u8, message: String) -> Ended {
         tail: None,
         output_lost: 0,
         message: Some(message),
+        usage: Usage::default(),
     }
 }
 
@@ -201,11 +300,21 @@ struct ChildSetup {
     limits: limits::Plan,
     strict: bool,
     cgroup_fds: Vec<RawFd>,
+    /// Write end of the `ChildReport` pipe.
+    report: RawFd,
 }
 
 impl ChildSetup {
     /// Async-signal-safe only.
     fn apply(&self) -> io::Result<()> {
+        let result = self.set_up();
+        if let Err(e) = &result {
+            ChildReport::send(self.report, ChildReport::SETUP, e);
+        }
+        result
+    }
+
+    fn set_up(&self) -> io::Result<()> {
         // SAFETY: plain system calls on values prepared in the parent.
         unsafe {
             // std passes runonce's signal mask on; the job gets an empty one
@@ -214,8 +323,12 @@ impl ChildSetup {
             libc::fcntl(self.lock_fd, libc::F_SETFD, 0);
             for &fd in &self.cgroup_fds {
                 // "0" moves the writing process; children follow it
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 && self.strict {
-                    return Err(io::Error::last_os_error());
+                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    let e = io::Error::last_os_error();
+                    if self.strict {
+                        return Err(e);
+                    }
+                    ChildReport::send(self.report, ChildReport::JOIN, &e);
                 }
             }
         }
@@ -233,7 +346,8 @@ struct Supervisor<'a> {
     main: i32,
     main_id: Option<ProcId>,
     main_status: Option<sys::Reaped>,
-    /// waitpid said ECHILD: no process of the job is left.
+    /// No process of the job is left (waitpid said ECHILD, or only
+    /// strangers are left).
     no_children: bool,
     deadline: Option<Instant>,
     idle_deadline: Option<Instant>,
@@ -247,6 +361,8 @@ struct Supervisor<'a> {
     held: Option<Held>,
     tail: Option<Tail>,
     pipe_grace: Option<Instant>,
+    strangers: Strangers,
+    usage: Usage,
 }
 
 impl Supervisor<'_> {
@@ -290,12 +406,25 @@ impl Supervisor<'_> {
         while Instant::now() < until {
             match sys::reap_any() {
                 Ok(Some(r)) => {
+                    if self.strangers.reaped(r.pid) {
+                        continue;
+                    }
+                    self.usage.add(&r.rusage);
                     if r.pid == self.main {
                         self.main_status = Some(r);
                         self.main_exited();
                     }
                 }
-                Ok(None) => return true,
+                Ok(None) => {
+                    // runonce still has children, but maybe only strangers
+                    if self.main_status.is_some()
+                        && !self.strangers.is_empty()
+                        && self.members().is_empty()
+                    {
+                        self.no_children = true;
+                    }
+                    return true;
+                }
                 Err(_) => {
                     self.no_children = true;
                     return true;
@@ -316,7 +445,7 @@ impl Supervisor<'_> {
         if !sys::has_children() {
             return;
         }
-        let left = procs::descendants(sys::getpid());
+        let left = self.members();
         if left.is_empty() {
             return;
         }
@@ -328,9 +457,17 @@ impl Supervisor<'_> {
             // first: the walk just made is the one to use
             self.record_sent(&[self.job.signal, libc::SIGCONT]);
             self.signal_job(&[self.job.signal, libc::SIGCONT], Some(&left));
-            let at = Instant::now() + self.job.kill_after;
-            self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
+            // a huge --kill-after means never
+            if let Some(at) = Instant::now().checked_add(self.job.kill_after) {
+                self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
+            }
         }
+    }
+
+    /// The live processes of the job other than a main process in its own
+    /// group: runonce's descendants, strangers left out.
+    fn members(&self) -> Vec<procs::Member> {
+        procs::descendants_except(sys::getpid(), &self.strangers)
     }
 
     fn fire_deadlines(&mut self, now: Instant) {
@@ -359,7 +496,8 @@ impl Supervisor<'_> {
         }
         // a stopped job must be able to act on the signal
         self.send_all(&[self.job.signal, libc::SIGCONT]);
-        self.kill_at = Some(now.checked_add(self.job.kill_after).unwrap_or(now));
+        // a huge --kill-after means never, not at once
+        self.kill_at = now.checked_add(self.job.kill_after);
     }
 
     /// Sends `sig` to every process of the job: the process group while
@@ -418,7 +556,7 @@ impl Supervisor<'_> {
         let members = match members {
             Some(m) => m,
             None => {
-                walked = procs::descendants(sys::getpid());
+                walked = self.members();
                 &walked
             }
         };
@@ -456,12 +594,12 @@ impl Supervisor<'_> {
                 owners.push((i, true));
             }
         }
-        let mut next = [self.deadline, self.idle_deadline, self.kill_at, self.pipe_grace, until]
-            .into_iter()
-            .flatten()
-            .min();
-        if self.main_status.is_some() {
-            next = [self.kill_at, self.pipe_grace, until].into_iter().flatten().min();
+        let mut next = [self.kill_at, self.pipe_grace, until].into_iter().flatten().min();
+        // a timeout that has fired is over: left in, its deadline (now in
+        // the past) would make every poll return at once, a busy loop for
+        // the whole --kill-after grace
+        if self.running_unstopped() {
+            next = [next, self.deadline, self.idle_deadline].into_iter().flatten().min();
         }
         if self.killing && !self.no_children {
             next = Some(next.map_or(now + KILL_ROUND, |n| n.min(now + KILL_ROUND)));
@@ -504,16 +642,18 @@ impl Supervisor<'_> {
 
     fn drain_signals(&mut self, signals: &OwnedFd) {
         while let Some(got) = sys::read_signal(signals) {
-            if got.signo == libc::SIGCHLD {
-                continue;
+            match signals::meaning(&got) {
+                Meaning::Child | Meaning::Own => {}
+                // a continued job goes on as it was: nothing else to note
+                Meaning::Continue => self.signal_job(&[libc::SIGCONT], None),
+                // with --foreground the job shares runonce's process group:
+                // the terminal's ^C already reached it, forwarding would
+                // double it
+                Meaning::Terminate(sig) if self.job.foreground && got.code == libc::SI_KERNEL => {
+                    self.forwarded = Some(sig);
+                }
+                Meaning::Terminate(sig) => self.forward(sig),
             }
-            // with --foreground the job shares runonce's process group: the
-            // terminal's ^C already reached it, forwarding would double it
-            if self.job.foreground && got.code == libc::SI_KERNEL {
-                self.forwarded = Some(got.signo);
-                continue;
-            }
-            self.forward(got.signo);
         }
     }
 
@@ -526,14 +666,14 @@ impl Supervisor<'_> {
             + self.held.as_ref().map_or(0, |h| h.lost);
         let main_signal = status.and_then(|s| s.signal());
         let (outcome, exit) = match (self.stopped_by, status) {
-            (Some(why), _) => (why, crate::exit_code::TIMED_OUT),
+            (Some(why), _) => (why, exit_code::TIMED_OUT),
             (None, Some(s)) => match (s.exit_code(), s.signal()) {
                 (Some(0), _) => (Outcome::Ok, 0),
                 (Some(c), _) => (Outcome::Failed, c as u8),
-                (None, Some(sig)) => (Outcome::Signaled, crate::exit_code::for_signal(sig)),
-                (None, None) => (Outcome::Error, crate::exit_code::OWN_FAILURE),
+                (None, Some(sig)) => (Outcome::Signaled, exit_code::for_signal(sig)),
+                (None, None) => (Outcome::Error, exit_code::OWN_FAILURE),
             },
-            (None, None) => (Outcome::Error, crate::exit_code::OWN_FAILURE),
+            (None, None) => (Outcome::Error, exit_code::OWN_FAILURE),
         };
         Ended {
             job_pid: Some(self.main),
@@ -545,10 +685,44 @@ impl Supervisor<'_> {
             forwarded: self.forwarded,
             duration: t0.elapsed(),
             main_rusage: status.map(|s| s.rusage),
+            usage: self.usage,
             held: self.held,
             tail: self.tail,
             output_lost,
             message: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_report_round_trip() {
+        let (r, w) = sys::pipe().unwrap();
+        let eacces = io::Error::from_raw_os_error(libc::EACCES);
+        let enospc = io::Error::from_raw_os_error(libc::ENOSPC);
+        ChildReport::send(w.as_raw_fd(), ChildReport::JOIN, &eacces);
+        ChildReport::send(w.as_raw_fd(), ChildReport::SETUP, &enospc);
+        drop(w);
+        let report = ChildReport::read(&r);
+        assert_eq!(report.join.and_then(|e| e.raw_os_error()), Some(libc::EACCES));
+        assert_eq!(report.setup.and_then(|e| e.raw_os_error()), Some(libc::ENOSPC));
+        let (r, _w) = sys::pipe().unwrap();
+        let empty = ChildReport::read(&r);
+        assert!(empty.join.is_none() && empty.setup.is_none(), "nothing said, nothing wrong");
+    }
+
+    #[test]
+    fn shortages_at_spawn_are_runonces_own_failure() {
+        let code = |errno| spawn_failure(&io::Error::from_raw_os_error(errno)).0;
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN] {
+            assert_eq!(code(errno), exit_code::OWN_FAILURE, "{errno}");
+        }
+        assert_eq!(code(libc::ENOENT), exit_code::NOT_FOUND);
+        for errno in [libc::EACCES, libc::ENOEXEC, libc::ETXTBSY, libc::E2BIG] {
+            assert_eq!(code(errno), exit_code::NOT_EXECUTABLE, "{errno}");
         }
     }
 }

@@ -1,14 +1,37 @@
 //! Thin, safe wrappers over the Linux system calls runonce needs and std does
 //! not offer.  All `unsafe` outside the fork-to-exec window lives here.
 
+use std::ffi::{CStr, OsStr, OsString};
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 /// Turns a -1 return into the errno as an `io::Error`.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+}
+
+/// The command line as `main(argc, argv)` receives it.
+///
+/// # Safety
+/// `argv` must point to `argc` pointers, each null or to a NUL-terminated
+/// string that lives as long as the process (as the C runtime passes them).
+pub unsafe fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<OsString> {
+    let count = usize::try_from(argc).unwrap_or(0);
+    let mut args = Vec::with_capacity(count);
+    for i in 0..count {
+        // SAFETY: within the `argc` pointers the caller vouches for.
+        let p = unsafe { *argv.add(i) };
+        if p.is_null() {
+            break;
+        }
+        // SAFETY: a non-null argv entry is a NUL-terminated string.
+        let arg = unsafe { CStr::from_ptr(p) };
+        args.push(OsStr::from_bytes(arg.to_bytes()).to_owned());
+    }
+    args
 }
 
 /// Nanoseconds on CLOCK_MONOTONIC: the same clock for every process of the
@@ -87,6 +110,8 @@ pub struct Received {
     pub signo: i32,
     /// SI_KERNEL when the kernel sent it, e.g. the terminal's ^C.
     pub code: i32,
+    /// The sending process (0 if the kernel, or outside our PID namespace).
+    pub sender: i32,
 }
 
 /// One pending signal from a signalfd.
@@ -104,7 +129,11 @@ pub fn read_signal(fd: &OwnedFd) -> Option<Received> {
         }
         // SAFETY: the kernel filled the whole struct.
         let info = unsafe { info.assume_init() };
-        return Some(Received { signo: info.ssi_signo as i32, code: info.ssi_code });
+        return Some(Received {
+            signo: info.ssi_signo as i32,
+            code: info.ssi_code,
+            sender: info.ssi_pid as i32,
+        });
     }
 }
 
@@ -130,8 +159,9 @@ pub fn pollfd(fd: RawFd, events: i16) -> libc::pollfd {
     libc::pollfd { fd, events, revents: 0 }
 }
 
-/// Sleeps for `d`, in the kernel, unless a signal other than SIGCHLD
-/// arrives on the signalfd `signals` first (returned).
+/// Sleeps for `d`, in the kernel, unless a signal that ends a wait
+/// (`signals::interruption`) arrives on the signalfd `signals` first
+/// (returned).
 pub fn sleep_unless_signalled(signals: &OwnedFd, d: Duration) -> Option<i32> {
     let until = std::time::Instant::now().checked_add(d);
     loop {
@@ -142,12 +172,10 @@ pub fn sleep_unless_signalled(signals: &OwnedFd, d: Duration) -> Option<i32> {
         }
         let mut fds = [pollfd(signals.as_raw_fd(), libc::POLLIN)];
         let _ = poll(&mut fds, left);
-        if fds[0].revents != 0 {
-            while let Some(got) = read_signal(signals) {
-                if got.signo != libc::SIGCHLD {
-                    return Some(got.signo);
-                }
-            }
+        if fds[0].revents != 0
+            && let Some(sig) = crate::signals::interruption(signals)
+        {
+            return Some(sig);
         }
     }
 }
@@ -266,16 +294,6 @@ pub fn has_children() -> bool {
             // cannot tell: the caller then looks, as it would have anyway
             _ => return true,
         }
-    }
-}
-
-/// Resource use of all reaped descendants (RUSAGE_CHILDREN).
-pub fn children_rusage() -> libc::rusage {
-    let mut ru = MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage fills the struct we own.
-    unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, ru.as_mut_ptr());
-        ru.assume_init()
     }
 }
 
@@ -410,6 +428,18 @@ mod tests {
         let a = monotonic_ns();
         std::thread::sleep(Duration::from_millis(2));
         assert!(monotonic_ns() > a);
+    }
+
+    #[test]
+    fn args_are_argv_as_given() {
+        let owned = [c"runonce", c"--", c"printf", c"a b", c"\xff\xfe"];
+        let ptrs: Vec<*const libc::c_char> = owned.iter().map(|c| c.as_ptr()).collect();
+        // SAFETY: `ptrs` holds `len` pointers to strings that outlive the call.
+        let got = unsafe { args(ptrs.len() as libc::c_int, ptrs.as_ptr()) };
+        let bytes: Vec<&[u8]> = got.iter().map(|a| a.as_bytes()).collect();
+        assert_eq!(bytes, [&b"runonce"[..], b"--", b"printf", b"a b", b"\xff\xfe"]);
+        // SAFETY: zero pointers are read.
+        assert!(unsafe { args(0, std::ptr::null()) }.is_empty());
     }
 
     #[test]

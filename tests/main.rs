@@ -12,6 +12,8 @@ mod docs;
 mod forget;
 mod limit;
 mod observe;
+mod options;
+mod peers;
 #[cfg(feature = "ping")]
 mod ping;
 mod props;

@@ -884,7 +884,9 @@ mod tests {
         assert_eq!(p.options.signal.as_deref(), Some("INT"));
         assert_eq!(p.inner, Inner::Words(24));
         assert_eq!(plan("timeout 1.5m x").options.timeout.as_deref(), Some("1.5m"));
-        assert_eq!(plan("timeout 1e2 x").options.timeout.as_deref(), Some("100"));
+        // runonce reads exponents as timeout(1) does: the text is kept
+        assert_eq!(plan("timeout 1e2 x").options.timeout.as_deref(), Some("1e2"));
+        assert_eq!(plan("timeout 2.5e-1m x").options.timeout.as_deref(), Some("2.5e-1m"));
         assert!(plan("timeout --foreground 1h x").options.foreground);
         let p = plan("flock -n /l timeout 600 chronic x");
         assert_eq!(

@@ -307,7 +307,10 @@ async fn try_acquire(client: &Client, req: &Request, holder: &str) -> Result<Att
             return Ok(Attempt::Got(row.get(0)));
         }
         if let Some(h) = look_one(client, &req.name).await?.filter(|h| h.expires_in_s > 0.0) {
-            return Ok(Attempt::Busy(h.holder, Duration::from_secs_f64(h.expires_in_s)));
+            // a row that expires at no time a Duration holds (`infinity`, a
+            // clock far off) is busy for good, not a panic
+            let left = Duration::try_from_secs_f64(h.expires_in_s).unwrap_or(Duration::MAX);
+            return Ok(Attempt::Busy(h.holder, left));
         }
     }
     Err(Failure::Refused("the lease changed hands three times in a row".into()))
@@ -448,7 +451,7 @@ async fn work(
             Ok(Attempt::Busy(h, expires_in)) => {
                 let left = req.wait_until.map(|u| u.map(|u| u.saturating_duration_since(sent)));
                 // look again soon, and just after the lease would expire
-                let next = WAIT_POLL.min(expires_in + EXPIRY_MARGIN);
+                let next = WAIT_POLL.min(expires_in.saturating_add(EXPIRY_MARGIN));
                 let pause = match left {
                     None | Some(Some(Duration::ZERO)) => {
                         report(Outcome::Busy(h), warnings);
@@ -605,13 +608,11 @@ pub fn take(url: &str, req: Request, signals: &OwnedFd) -> super::Taken {
             sys::pollfd(worker.wake.as_raw_fd(), libc::POLLIN),
         ];
         let _ = sys::poll(&mut fds, None);
-        if fds[0].revents != 0 {
-            while let Some(got) = sys::read_signal(signals) {
-                if got.signo != libc::SIGCHLD {
-                    // dropping the worker tells the thread to give up
-                    return Taken::Interrupted(got.signo);
-                }
-            }
+        if fds[0].revents != 0
+            && let Some(sig) = crate::signals::interruption(signals)
+        {
+            // dropping the worker tells the thread to give up
+            return Taken::Interrupted(sig);
         }
         if fds[1].revents == 0 {
             continue;
