@@ -12,7 +12,10 @@ mod docs;
 mod forget;
 mod limit;
 mod observe;
+mod options;
 mod peers;
+#[cfg(feature = "ping")]
+mod ping;
 mod props;
 mod stress;
 mod tree;
