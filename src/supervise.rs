@@ -480,8 +480,13 @@ impl<'a> Supervisor<'a> {
                 self.stop(Outcome::Idle, now);
             }
         }
-        // SIGKILL, once due, goes out from the loop in `run`, round after round
-        self.escalation.kill_due(now);
+        // the grace is over: SIGKILL now, and the first round from `run`
+        // right after it, so that a process forked while this one went out
+        // is not left for a whole KILL_ROUND
+        let was_killing = self.escalation.killing();
+        if self.escalation.kill_due(now) && !was_killing {
+            self.send(self.escalation.kill_signal());
+        }
     }
 
     /// A timeout or idle timeout: the first signal now, SIGKILL later.
