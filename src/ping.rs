@@ -327,6 +327,8 @@ fn spawn(url: Arc<PingUrl>, rid: String) -> std::io::Result<Worker> {
 }
 
 /// What one try of a ping came to.
+// Without the `ping` feature no client exists to answer Done or Retry.
+#[cfg_attr(not(feature = "ping"), allow(dead_code))]
 enum Answer {
     Done,
     /// Worth another try (no connection, a timeout, 429, 5xx).
