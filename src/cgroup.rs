@@ -1,4 +1,4 @@
-//! The job's own cgroup, where runonce may create one (cli.md section 5):
+//! The job's own cgroup, where runonce may create one (man page, RESOURCE LIMITS, "The job's cgroup"):
 //! the whole tree is killed at once (`cgroup.kill` on v2, freeze then kill
 //! on v1), `--memory` and `--nproc` hold for the tree, and the record gets
 //! the tree's peak memory and OOM kills.  Without a cgroup, the process

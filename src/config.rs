@@ -4,13 +4,15 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cli::{Cli, Contain, Wait};
+use crate::escalation::Escalation;
 use crate::fleet;
 use crate::limits;
 use crate::lock;
 use crate::parse::{self, LogTarget};
+use crate::ping::PingUrl;
 use crate::state;
 
 pub struct Config {
@@ -31,8 +33,8 @@ pub struct Config {
     pub wait: Option<Wait>,
     pub replace: bool,
     pub timeout: Option<Duration>,
-    pub signal: i32,
-    pub kill_after: Duration,
+    /// `--signal`, then SIGKILL after `--kill-after`.
+    pub stop: Escalation,
     pub idle_timeout: Option<Duration>,
     pub foreground: bool,
     pub keep_orphans: bool,
@@ -55,6 +57,20 @@ pub struct Config {
     pub breaker: Option<(u32, Duration)>,
     /// `--lock-url` and its options (man page, FLEET).
     pub fleet: Option<fleet::Options>,
+    /// `--ping` (man page, PINGS).
+    pub ping: Option<PingUrl>,
+}
+
+impl Config {
+    /// `--wait`: None = do not wait, Some(None) = forever, else until when.
+    /// One deadline for the local lock and the fleet lease together.
+    pub fn wait_until(&self) -> Option<Option<Instant>> {
+        match self.wait {
+            None | Some(Wait::Up(Duration::ZERO)) => None,
+            Some(Wait::Forever) => Some(None),
+            Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
+        }
+    }
 }
 
 /// A usage error found after parsing: one line, exit 125.
@@ -98,6 +114,7 @@ impl Config {
             )));
         }
         let fleet = fleet_options(&cli)?;
+        let ping = cli.ping.as_deref().map(PingUrl::parse).transpose().map_err(UsageError)?;
         let name = match cli.name {
             Some(n) => n,
             None => default_name(&cli.command),
@@ -136,8 +153,7 @@ impl Config {
             wait: cli.wait,
             replace: cli.replace,
             timeout: cli.timeout.filter(|t| !t.is_zero()),
-            signal: cli.signal,
-            kill_after: cli.kill_after,
+            stop: Escalation { signal: cli.signal, grace: cli.kill_after },
             idle_timeout: cli.idle_timeout.filter(|t| !t.is_zero()),
             foreground: cli.foreground,
             keep_orphans: cli.keep_orphans,
@@ -165,6 +181,7 @@ impl Config {
             retry_on_timeout: cli.retry_on_timeout,
             breaker,
             fleet,
+            ping,
         })
     }
 
@@ -230,7 +247,7 @@ fn fleet_options(cli: &Cli) -> Result<Option<fleet::Options>, UsageError> {
 /// Longest basename kept in a default name: 55 + '-' + 8 hex digits = 64.
 const BASENAME_MAX: usize = 55;
 
-/// The default job name (cli.md section 2): the command's basename made
+/// The default job name (man page, DESCRIPTION): the command's basename made
 /// safe, '-', and 8 hex digits of a hash of the whole argv with argument
 /// boundaries, so `echo 'a b'` and `echo a b` are different jobs.
 pub fn default_name(argv: &[OsString]) -> String {

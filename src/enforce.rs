@@ -9,13 +9,14 @@
 //! are signalled (`Holder::members`); the holder's runonce itself only gets
 //! the first signal, which it forwards to its job before writing its record.
 
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::escalation::Escalation;
 use crate::holder::{self, Current, Holder};
 use crate::lock::{self, Lock, Site, Tried};
 use crate::procs::{self, ProcId};
+use crate::signals::Signals;
 use crate::sys;
 
 /// How long `--replace` waits for a run that took the lock to record
@@ -32,13 +33,6 @@ pub enum Why {
     Replace,
     /// An orphan past its recorded deadline, and nothing else.
     Overdue,
-}
-
-/// How to stop a run: the caller's `--signal` and `--kill-after`.
-#[derive(Clone, Copy, Debug)]
-pub struct Stop {
-    pub signal: i32,
-    pub kill_after: Duration,
 }
 
 pub enum Enforced {
@@ -59,8 +53,8 @@ pub fn enforce(
     site: &Site,
     slots: u32,
     why: Why,
-    stop: Stop,
-    signals: &OwnedFd,
+    stop: Escalation,
+    signals: &Signals,
     me: &Holder,
 ) -> Enforced {
     let _turn = match lock::enforcer(site, signals) {
@@ -82,7 +76,7 @@ pub fn enforce(
         if free && free_before {
             // free to look at, yet not to take (a lock held where
             // /proc/locks does not show it): do not spin
-            if let Some(sig) = sys::sleep_unless_signalled(signals, STEP) {
+            if let Some(sig) = signals.sleep(STEP) {
                 return Enforced::Signal(sig);
             }
         }
@@ -98,7 +92,7 @@ pub fn enforce(
                     let who = holder::someone_holding(site, 0, locker);
                     return Enforced::Refused(unknown_holder(&site.base, who));
                 }
-                if let Some(sig) = sys::sleep_unless_signalled(signals, STEP) {
+                if let Some(sig) = signals.sleep(STEP) {
                     return Enforced::Signal(sig);
                 }
             }
@@ -122,17 +116,7 @@ pub fn enforce(
 /// not written its record yet (it does right after taking the lock).
 fn about_to_record(locker: Option<i32>) -> bool {
     let Some(pid) = locker else { return false };
-    let same_exe = match (
-        std::fs::metadata(format!("/proc/{pid}/exe")),
-        std::fs::metadata("/proc/self/exe"),
-    ) {
-        (Ok(a), Ok(b)) => {
-            use std::os::unix::fs::MetadataExt;
-            (a.dev(), a.ino()) == (b.dev(), b.ino())
-        }
-        _ => false,
-    };
-    same_exe && procs::uid_of(pid) == Some(sys::geteuid())
+    procs::runs_our_program(pid) && procs::uid_of(pid) == Some(sys::geteuid())
 }
 
 fn unknown_holder(lock: &Path, holder: Option<i32>) -> String {
@@ -170,57 +154,62 @@ fn foreign(holder: &Holder, holders: &[ProcId]) -> Option<String> {
     None
 }
 
-/// Ends the run `target` (`--signal` and SIGCONT, SIGKILL after
-/// `--kill-after`) until it no longer holds the lock.  Before every signal
-/// the holder is proven again; between signals a try of the lock tells
-/// whether it is free yet.  Once it is free or held by another run, this
-/// returns and the caller judges anew.  Err: a signal arrived.
-fn stop_run(site: &Site, target: &Holder, stop: Stop, signals: &OwnedFd) -> Result<(), i32> {
-    let kill_at = Instant::now().checked_add(stop.kill_after);
+/// Ends the run `target` (the `Escalation`: `--signal` and SIGCONT, SIGKILL
+/// after `--kill-after`) until it no longer holds the lock.  Before every
+/// signal the holder is proven again; between signals a try of the lock
+/// tells whether it is free yet.  Once it is free or held by another run,
+/// this returns and the caller judges anew.  Err: a signal arrived.
+fn stop_run(site: &Site, target: &Holder, stop: Escalation, signals: &Signals) -> Result<(), i32> {
+    let mut escalation = stop.begin();
     let mut signalled = false;
     loop {
         let now = Instant::now();
-        let killing = stop.signal == libc::SIGKILL || kill_at.is_none_or(|k| k <= now);
-        if !signalled || killing {
+        if !signalled || escalation.kill_due(now) {
             let holders = match holder::current(site, 0) {
                 Current::Ours { holder, holders } if holder.ofd == target.ofd => holders,
                 _ => return Ok(()),
             };
-            if !signalled && !killing {
-                first_signal(target, &holders, stop.signal);
+            if !signalled {
+                let first = escalation.start(now);
+                if !escalation.killing() {
+                    first_signal(target, &holders, &first);
+                }
             }
-            if killing {
-                if let Some(cg) = target.cgroup() {
+            if escalation.killing() {
+                let kill = escalation.kill_signal();
+                // cgroup.kill sends SIGKILL, all at once
+                if let Some(cg) = target.cgroup().filter(|_| kill == libc::SIGKILL) {
                     cg.kill();
                 }
                 for p in target.members(&holders) {
-                    p.signal(libc::SIGKILL);
+                    p.signal(kill);
                 }
             }
             signalled = true;
         } else if !lock::probe_held(&site.base) {
             return Ok(());
         }
-        let pause = match kill_at.filter(|_| !killing) {
-            Some(k) => k.saturating_duration_since(now).min(STEP),
-            None => KILL_STEP,
+        let pause = match escalation.next(now, KILL_STEP) {
+            Some(k) if !escalation.killing() => k.saturating_duration_since(now).min(STEP),
+            _ => KILL_STEP,
         };
-        if let Some(sig) = sys::sleep_unless_signalled(signals, pause) {
+        if let Some(sig) = signals.sleep(pause) {
             return Err(sig);
         }
     }
 }
 
-/// A live runonce that holds the lock forwards the signal to its whole job
-/// and then writes its own record; an orphaned job is signalled directly.
-fn first_signal(target: &Holder, holders: &[ProcId], signal: i32) {
+/// A live runonce that holds the lock forwards the signals to its whole
+/// job and then writes its own record; an orphaned job is signalled
+/// directly.
+fn first_signal(target: &Holder, holders: &[ProcId], sigs: &[i32]) {
     match target.runonce.filter(|r| holders.contains(r)) {
         Some(r) => {
-            r.signal_each(&[signal, libc::SIGCONT]);
+            r.signal_each(sigs);
         }
         None => {
             for p in target.members(holders) {
-                p.signal_each(&[signal, libc::SIGCONT]);
+                p.signal_each(sigs);
             }
         }
     }

@@ -6,7 +6,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::exit_code;
+use crate::exit_code::Exit;
 use crate::holder;
 use crate::lock::{self, Seized, Site};
 use crate::metrics;
@@ -23,11 +23,11 @@ pub struct Request<'a> {
 
 /// Forgets the job; returns the exit status: 0, 1 if there is no such job,
 /// 125 if it runs or something could not be removed.
-pub fn forget(req: &Request) -> u8 {
+pub fn forget(req: &Request) -> Exit {
     let name = req.name;
     if let Err(e) = parse::job_name(name) {
         ui::warn(&format!("--forget: invalid value '{name}': {e}"));
-        return exit_code::OWN_FAILURE;
+        return Exit::OwnFailure;
     }
     let store = Store::new(req.dirs.state_dir.clone());
     let site = match &req.dirs.lock_file {
@@ -46,7 +46,7 @@ pub fn forget(req: &Request) -> u8 {
             req.dirs.lock_dir.display(),
             req.dirs.state_dir.display()
         ));
-        return 1;
+        return Exit::No;
     }
     let locks = match seize(req, &site) {
         Ok(Seized::All(locks)) => locks,
@@ -54,17 +54,17 @@ pub fn forget(req: &Request) -> u8 {
             let pid = holder::record(&site, 0).and_then(|h| h.shown_pid());
             let pid = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
             ui::warn(&format!("--forget: job '{name}' is running{pid}: not forgotten"));
-            return exit_code::OWN_FAILURE;
+            return Exit::OwnFailure;
         }
         Ok(Seized::Queued) => {
             ui::warn(&format!(
                 "--forget: a run of job '{name}' is waiting for its lock: not forgotten"
             ));
-            return exit_code::OWN_FAILURE;
+            return Exit::OwnFailure;
         }
         Err(e) => {
             ui::warn(&format!("--forget: {e}"));
-            return exit_code::OWN_FAILURE;
+            return Exit::OwnFailure;
         }
     };
     // under the state dir's lock, as every writer of the state holds it;
@@ -72,7 +72,7 @@ pub fn forget(req: &Request) -> u8 {
     let guard = store.dir.is_dir().then(|| store.lock());
     if let Some(Err(e)) = &guard {
         ui::warn(&format!("--forget: --state-dir {}: {e}", store.dir.display()));
-        return exit_code::OWN_FAILURE;
+        return Exit::OwnFailure;
     }
     let mut doomed: Vec<PathBuf> = vec![store.path(name)];
     doomed.extend(metrics);
@@ -82,11 +82,11 @@ pub fn forget(req: &Request) -> u8 {
     let records = (0..slots as u32).filter_map(|slot| site.record_path(slot));
     doomed.extend(records.filter(|_| req.dirs.lock_file.is_none()));
     doomed.extend(locks.iter().map(|(path, _)| path.clone()));
-    let mut status = 0;
+    let mut status = Exit::Success;
     for path in &doomed {
         if let Err(e) = remove(path) {
             ui::warn(&format!("--forget: cannot remove {}: {e}", path.display()));
-            status = exit_code::OWN_FAILURE;
+            status = Exit::OwnFailure;
         }
     }
     status

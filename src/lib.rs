@@ -4,12 +4,16 @@
 //! The binary's `main` only calls [`entry`]; the modules are public so that
 //! tests and benchmarks can reach the parts.
 
+pub mod backoff;
+pub mod breaker;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod contain;
 pub mod crontab;
 pub mod docs;
 pub mod enforce;
+pub mod escalation;
 pub mod exit_code;
 pub mod files;
 pub mod fleet;
@@ -17,29 +21,33 @@ pub mod forget;
 pub mod holder;
 pub mod limits;
 pub mod lock;
-pub mod log;
 pub mod metrics;
 pub mod nss;
 pub mod output;
 pub mod parse;
+pub mod ping;
 pub mod procs;
 pub mod record;
 pub mod recorder;
 pub mod run;
 pub mod signals;
+pub mod sink;
 pub mod state;
 pub mod status;
 pub mod supervise;
 pub mod sys;
+#[cfg(any(feature = "fleet", feature = "ping"))]
+pub mod tls;
 pub mod ui;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use cli::{Cli, Rejected};
+use exit_code::Exit;
 
 /// Everything runonce does with its command line `args` (the program name
 /// first); returns the exit status.
-pub fn entry(args: Vec<std::ffi::OsString>) -> u8 {
+pub fn entry(args: Vec<std::ffi::OsString>) -> Exit {
     sys::hold_closed_stdio();
     if let Some(request) = docs::request(&args) {
         return generate(request);
@@ -51,12 +59,12 @@ pub fn entry(args: Vec<std::ffi::OsString>) -> u8 {
         Ok(cli) => cli,
         Err(Rejected::Clap(e)) if e.kind() == ErrorKind::InvalidUtf8 => {
             ui::warn(&invalid_utf8_message(&args));
-            return exit_code::OWN_FAILURE;
+            return Exit::OwnFailure;
         }
         Err(Rejected::Clap(e)) => return clap_error(&e),
         Err(Rejected::Usage(msg)) => {
             ui::warn(&msg);
-            return exit_code::OWN_FAILURE;
+            return Exit::OwnFailure;
         }
     };
     if let Some(name) = cli.status.clone() {
@@ -75,14 +83,14 @@ pub fn entry(args: Vec<std::ffi::OsString>) -> u8 {
         Ok(c) => c,
         Err(config::UsageError(msg)) => {
             ui::warn(&msg);
-            return exit_code::OWN_FAILURE;
+            return Exit::OwnFailure;
         }
     };
-    let signals = match run::setup_signals() {
+    let signals = match signals::Signals::setup() {
         Ok(s) => s,
         Err(e) => {
             ui::warn(&format!("cannot set up signal handling: {e}"));
-            return exit_code::OWN_FAILURE;
+            return Exit::OwnFailure;
         }
     };
     run::run(&cfg, &signals)
@@ -90,14 +98,14 @@ pub fn entry(args: Vec<std::ffi::OsString>) -> u8 {
 
 /// Help and version go to stdout (exit 0, or 125 if stdout fails); usage
 /// errors become one line naming the option and the value (exit 125).
-fn clap_error(e: &clap::Error) -> u8 {
+fn clap_error(e: &clap::Error) -> Exit {
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            if ui::print(&e.render().to_string()) { 0 } else { exit_code::OWN_FAILURE }
+            Exit::unless(ui::print(&e.render().to_string()))
         }
         _ => {
             ui::warn(&usage_message(e));
-            exit_code::OWN_FAILURE
+            Exit::OwnFailure
         }
     }
 }
@@ -176,29 +184,23 @@ pub fn usage_message(e: &clap::Error) -> String {
 }
 
 /// `--generate WHAT`: the man page or a completion script on stdout.
-fn generate(request: Result<docs::Generate, String>) -> u8 {
+fn generate(request: Result<docs::Generate, String>) -> Exit {
     match request {
-        Ok(what) => {
-            if sys::write_all_fd(1, &docs::render(what)).is_ok() {
-                0
-            } else {
-                exit_code::OWN_FAILURE
-            }
-        }
+        Ok(what) => Exit::unless(sys::write_all_fd(1, &docs::render(what)).is_ok()),
         Err(msg) => {
             ui::warn(&msg);
-            exit_code::OWN_FAILURE
+            Exit::OwnFailure
         }
     }
 }
 
-fn status(cli: &Cli, name: String) -> u8 {
+fn status(cli: &Cli, name: String) -> Exit {
     let name = (!name.is_empty()).then_some(name);
     if let Some(n) = &name
         && let Err(e) = parse::job_name(n)
     {
         ui::warn(&format!("--status: invalid value '{n}': {e}"));
-        return exit_code::OWN_FAILURE;
+        return Exit::OwnFailure;
     }
     let dirs = status_dirs(cli);
     let mut jobs = status::collect(&dirs, name.as_deref());
@@ -218,10 +220,10 @@ fn status(cli: &Cli, name: String) -> u8 {
             dirs.lock_dir.display(),
             dirs.state_dir.display()
         ));
-        return 1;
+        return Exit::No;
     }
     let text = if cli.json { status::json(&jobs, name.is_some()) } else { status::table(&jobs) };
-    if ui::print(&text) && !fleet_failed { 0 } else { exit_code::OWN_FAILURE }
+    Exit::unless(ui::print(&text) && !fleet_failed)
 }
 
 /// Where `--status`, `--forget` and the completions look for jobs: the
@@ -237,12 +239,12 @@ fn status_dirs(cli: &Cli) -> status::Dirs {
 /// `runonce --job-names`: the jobs `--status` knows, one a line, for the
 /// completion scripts; the directories as `--status` finds them (the
 /// environment included).
-fn job_names() -> u8 {
+fn job_names() -> Exit {
     let Ok(cli) = cli::parse(["runonce", "--status"].map(std::ffi::OsString::from).to_vec()) else {
-        return exit_code::OWN_FAILURE;
+        return Exit::OwnFailure;
     };
     let text: String = status::names(&status_dirs(&cli)).into_iter().map(|n| n + "\n").collect();
-    if ui::print(&text) { 0 } else { exit_code::OWN_FAILURE }
+    Exit::unless(ui::print(&text))
 }
 
 fn forget_request<'a>(cli: &'a Cli, name: &'a str) -> forget::Request<'a> {

@@ -1,4 +1,4 @@
-//! Resource limits (cli.md section 5).  The plan is made in the parent,
+//! Resource limits (man page, RESOURCE LIMITS).  The plan is made in the parent,
 //! where it can be checked and reported; the child only replays it between
 //! fork and exec, with async-signal-safe calls.
 //!

@@ -13,7 +13,7 @@
 
 use std::fs::{self, File, TryLockError};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use crate::files;
 use crate::holder::Holder;
+use crate::signals::{Signals, Woken};
 use crate::sys;
 
 /// The lock could not be used at all: runonce fails closed (exit 125).
@@ -35,7 +36,8 @@ impl std::fmt::Display for Unusable {
 }
 impl std::error::Error for Unusable {}
 
-/// The default lock directory for this user (cli.md section 2).
+/// The default lock directory for this user (man page, THE LOCK, "Lock
+/// directory").
 pub fn default_dir() -> PathBuf {
     default_dir_noted().0
 }
@@ -304,7 +306,7 @@ impl Lock {
     /// Releases the lock for every process sharing the open file
     /// description: for `--keep-orphans`, whose orphans inherited it.
     pub fn release_shared(&self) {
-        sys::unlock(self.file.as_raw_fd());
+        let _ = self.file.unlock();
     }
 }
 
@@ -450,7 +452,7 @@ pub fn wait_acquire(
     site: &Site,
     slots: u32,
     until: Option<Instant>,
-    signals: &OwnedFd,
+    signals: &Signals,
     orphan_deadline: Option<Instant>,
     me: &Holder,
 ) -> Result<Waited, Unusable> {
@@ -493,22 +495,18 @@ pub fn wait_acquire(
                 Waited::TimedOut
             });
         }
-        let mut fds = [
-            sys::pollfd(ready_r.as_raw_fd(), libc::POLLIN),
-            sys::pollfd(signals.as_raw_fd(), libc::POLLIN),
-        ];
-        sys::poll(&mut fds, deadline.map(|d| d - now))
-            .map_err(|e| Unusable(format!("poll: {e}")))?;
-        if fds[0].revents != 0
-            && let Ok(r) = rx.recv()
-        {
-            return got(r);
-        }
-        if fds[1].revents != 0
-            && let Some(sig) = crate::signals::interruption(signals)
-        {
-            done.store(true, Ordering::SeqCst);
-            return Ok(Waited::Signal(sig));
+        match signals.wait(Some(ready_r.as_raw_fd()), deadline) {
+            Ok(Woken::Ready) => {
+                if let Ok(r) = rx.recv() {
+                    return got(r);
+                }
+            }
+            Ok(Woken::Signal(sig)) => {
+                done.store(true, Ordering::SeqCst);
+                return Ok(Waited::Signal(sig));
+            }
+            Ok(Woken::Deadline) => {}
+            Err(e) => return Err(Unusable(format!("poll: {e}"))),
         }
     }
 }
@@ -542,7 +540,7 @@ fn block_on_slot(
 /// holder until it has taken the lock and recorded itself, so that
 /// enforcers started together never end each other's fresh run by mistake.
 /// Waits in the kernel; Ok(Err(signal)) if a signal came first.
-pub fn enforcer(site: &Site, signals: &OwnedFd) -> Result<Result<File, i32>, Unusable> {
+pub fn enforcer(site: &Site, signals: &Signals) -> Result<Result<File, i32>, Unusable> {
     let path = site
         .enforcer_path()
         .ok_or_else(|| Unusable(format!("lock {}: missing", site.base.display())))?;
@@ -562,22 +560,17 @@ pub fn enforcer(site: &Site, signals: &OwnedFd) -> Result<Result<File, i32>, Unu
         }
     });
     loop {
-        let mut fds = [
-            sys::pollfd(ready_r.as_raw_fd(), libc::POLLIN),
-            sys::pollfd(signals.as_raw_fd(), libc::POLLIN),
-        ];
-        sys::poll(&mut fds, None).map_err(|e| Unusable(format!("poll: {e}")))?;
-        if fds[0].revents != 0 {
-            return match rx.recv() {
-                Ok(Ok(f)) => Ok(Ok(f)),
-                Ok(Err(e)) => Err(unusable(&path, &e)),
-                Err(_) => Err(Unusable(format!("lock {}: lost", path.display()))),
-            };
-        }
-        if fds[1].revents != 0
-            && let Some(sig) = crate::signals::interruption(signals)
-        {
-            return Ok(Err(sig));
+        match signals.wait(Some(ready_r.as_raw_fd()), None) {
+            Ok(Woken::Ready) => {
+                return match rx.recv() {
+                    Ok(Ok(f)) => Ok(Ok(f)),
+                    Ok(Err(e)) => Err(unusable(&path, &e)),
+                    Err(_) => Err(Unusable(format!("lock {}: lost", path.display()))),
+                };
+            }
+            Ok(Woken::Signal(sig)) => return Ok(Err(sig)),
+            Ok(Woken::Deadline) => {}
+            Err(e) => return Err(Unusable(format!("poll: {e}"))),
         }
     }
 }

@@ -14,5 +14,5 @@
 pub unsafe extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: the C runtime passes `argc` valid NUL-terminated strings.
     let args = unsafe { runonce::sys::args(argc, argv) };
-    libc::c_int::from(runonce::entry(args))
+    libc::c_int::from(runonce::entry(args).code())
 }

@@ -293,7 +293,7 @@ pub fn signal_name(sig: i32) -> String {
     }
 }
 
-/// Characters allowed in a job name (cli.md section 2).
+/// Characters allowed in a job name (man page, DESCRIPTION).
 pub fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
 }
@@ -315,27 +315,9 @@ pub fn job_name(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
-/// A `--log` target.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LogTarget {
-    Syslog,
-    Stderr,
-    Json(std::path::PathBuf),
-    None,
-}
-
-pub fn log_target(text: &str) -> Result<LogTarget, String> {
-    match text {
-        "syslog" => Ok(LogTarget::Syslog),
-        "stderr" => Ok(LogTarget::Stderr),
-        "none" => Ok(LogTarget::None),
-        _ => match text.strip_prefix("json:") {
-            Some("") => Err("json: needs a file path (json:/var/log/runonce.jsonl)".into()),
-            Some(path) => Ok(LogTarget::Json(path.into())),
-            None => Err("expected syslog, stderr, json:PATH or none".into()),
-        },
-    }
-}
+// `--log`'s values are the sinks' (sink/mod.rs); named here, beside the
+// other values a user types, for clap and the property tests
+pub use crate::sink::{LogTarget, log_target};
 
 /// A syslog facility name (`cron`, `daemon`, `local0` … `local7`, …).
 pub fn facility(text: &str) -> Result<syslog::Facility, String> {

@@ -245,6 +245,16 @@ fn fdinfo_says(text: &str, pos: Option<u64>) -> bool {
         && text.lines().any(|l| l.starts_with("lock:") && l.contains("FLOCK"))
 }
 
+/// Whether process `pid` runs the very program this process runs (the
+/// same file: device and inode of /proc/PID/exe).
+pub fn runs_our_program(pid: i32) -> bool {
+    let id = |path: String| fs::metadata(path).map(|m| (m.dev(), m.ino()));
+    match (id(format!("/proc/{pid}/exe")), id("/proc/self/exe".into())) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// The real UID of a process.
 pub fn uid_of(pid: i32) -> Option<u32> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -270,6 +280,13 @@ mod tests {
         let line = b"42 (a) b (c) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0";
         let s = parse_stat(line).unwrap();
         assert_eq!((s.state, s.ppid, s.pgrp, s.start), (b'S', 1, 42, 777));
+    }
+
+    #[test]
+    fn our_program_is_ours_and_init_is_not() {
+        assert!(runs_our_program(sys::getpid()));
+        assert!(!runs_our_program(1));
+        assert!(!runs_our_program(i32::MAX), "no such process");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The record of a run (cli.md section 6): one struct, rendered as JSON for
+//! The record of a run (man page, OUTPUT AND RECORDS): one struct, rendered as JSON for
 //! the `json:` sink and `--status --json`, and as `key=value` words for
 //! syslog and stderr.  The JSON keys are a contract: add, never rename.
 
@@ -58,15 +58,16 @@ impl Outcome {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Event {
     Start,
     Attempt,
+    #[default]
     Finish,
 }
 
-/// The JSON keys cli.md section 6 names for every finish record: a
+/// The JSON keys the man page (OUTPUT AND RECORDS) names for every finish record: a
 /// contract with users' log pipelines (add keys freely, never rename these).
 pub const CONTRACT_KEYS: &[&str] = &[
     "event",
@@ -90,7 +91,7 @@ pub const CONTRACT_KEYS: &[&str] = &[
 
 /// One record.  `None` fields are left out of the JSON, except those the
 /// contract lists for every finish record, which are written as null.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Record {
     pub event: Event,
     pub name: String,
@@ -295,26 +296,8 @@ mod tests {
             maxrss_kib: 512 * 1024,
             argv: vec!["/opt/run.py".into(), "a b".into()],
             contain: "pgroup".into(),
-            limits_unapplied: vec![],
-            holder_pid: None,
-            holder_age_s: None,
-            consecutive_skips: None,
-            attempt: None,
-            attempts: None,
-            slot: None,
-            jitter_s: None,
-            cgroup_peak_bytes: None,
-            oom_kills: None,
-            output_lost_bytes: None,
-            limit: None,
-            message: None,
-            warnings: vec![],
-            fencing_token: None,
-            lease_host: None,
-            lease_pid: None,
-            lease_error: None,
             host: "h".into(),
-            uid: 0,
+            ..Record::default()
         }
     }
 

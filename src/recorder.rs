@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::fleet;
 use crate::lock::Site;
-use crate::log::Logger;
 use crate::metrics;
 use crate::record::{Outcome, Record};
+use crate::sink::Logger;
 use crate::state::{self, JobState, Store};
 use crate::ui;
 
@@ -142,6 +143,26 @@ fn state_problem(store: &Store, e: &std::io::Error) -> String {
 impl Recorder {
     pub fn new(sinks: Sinks) -> Recorder {
         Recorder { writer: Writer::Idle(Box::new(sinks)) }
+    }
+
+    /// The recorder of a run as configured (`--log`, `--state-dir`,
+    /// `--metrics-dir`), and the job's state store, which the run also
+    /// reads to decide (the circuit breaker).
+    pub fn for_run(cfg: &Config) -> (Recorder, Store) {
+        let store = if cfg.state_private {
+            Store::private(cfg.state_dir.clone())
+        } else {
+            Store::new(cfg.state_dir.clone())
+        };
+        let logger = Logger::new(cfg.log.clone(), cfg.facility, cfg.syslog_socket.clone());
+        let sinks = Sinks::new(
+            logger,
+            store.clone(),
+            cfg.name.clone(),
+            cfg.metrics_dir.clone(),
+            cfg.site.clone(),
+        );
+        (Recorder::new(sinks), store)
     }
 
     /// Queues a task; it runs after every task queued before it.

@@ -1,61 +1,37 @@
 //! One run from start to finish: signals, jitter, circuit breaker, lock,
 //! limits, the job (with retries), the record, state and metrics.
 
-use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
-use crate::cgroup::{self, Cgroup, Made};
-use crate::cli::{Contain, Wait};
+use crate::backoff;
+use crate::breaker;
 use crate::config::Config;
-use crate::enforce::{self, Enforced, Stop, Why};
-use crate::exit_code;
+use crate::contain::{self, Cgroup};
+use crate::enforce::{self, Enforced, Why};
+use crate::exit_code::Exit;
 use crate::fleet::{self, Lease, Taken};
 use crate::holder::{self, Current, Holder};
 use crate::limits;
 use crate::lock::{self, Lock, Tried, Waited};
-use crate::log::Logger;
 use crate::output::Held;
 use crate::parse;
+use crate::ping::Pinger;
 use crate::procs::{ProcId, Strangers};
 use crate::record::{self, Event, Outcome, Record};
-use crate::recorder::{Recorder, Sinks};
-use crate::signals;
+use crate::recorder::Recorder;
+use crate::signals::Signals;
 use crate::state::{self, Store};
-use crate::supervise::{self, Inherited};
+use crate::supervise;
 use crate::sys;
 use crate::ui;
 
 /// How long runonce waits at the end for its records, state and metrics
 /// to be written (recorder.rs) before it lets go of the lock anyway.
 const RECORD_PATIENCE: Duration = Duration::from_secs(8);
+/// Why `--strict-limits` refuses to start the job.
+const STRICT: &str = "--strict-limits: a limit cannot be applied; the job was not started";
 /// Between two tries of a lock that was busy, then seemed free.
 const RETRY_STEP: Duration = Duration::from_millis(10);
-
-/// Signal handling set up before any thread exists: the relayed signals
-/// (`signals::relayed`, except those ignored at start, which stay ignored)
-/// and SIGCHLD are blocked and read from a signalfd.
-pub struct Signals {
-    pub fd: OwnedFd,
-    pub inherited: Inherited,
-}
-
-pub fn setup_signals() -> std::io::Result<Signals> {
-    let inherited = Inherited {
-        sigpipe_ignored: sys::signal_ignored(libc::SIGPIPE),
-        sigchld_ignored: sys::signal_ignored(libc::SIGCHLD),
-    };
-    let mut set: Vec<i32> = signals::relayed().filter(|&s| !sys::signal_ignored(s)).collect();
-    set.push(libc::SIGCHLD);
-    // runonce reports write errors itself; the job gets its own disposition back
-    sys::set_disposition(libc::SIGPIPE, true);
-    if inherited.sigchld_ignored {
-        // an ignored SIGCHLD would reap the job behind runonce's back
-        sys::set_disposition(libc::SIGCHLD, false);
-    }
-    let set = sys::SigSet::of(&set);
-    set.block()?;
-    Ok(Signals { fd: sys::signalfd(&set)?, inherited })
-}
 
 /// The parts of a record that every record of this run shares.
 struct Ctx<'a> {
@@ -79,47 +55,29 @@ struct Ctx<'a> {
     lease_seen: Option<fleet::Holder>,
     /// `--lock-url-optional`: why the run goes on without the lease.
     lease_error: Option<String>,
+    /// `--ping`: the run's heartbeat pings, a sink beside the records.
+    pinger: Option<Pinger>,
 }
 
 impl Ctx<'_> {
     fn record(&self, event: Event, outcome: Option<Outcome>) -> Record {
         Record {
             event,
+            outcome,
             name: self.cfg.name.clone(),
             runonce_pid: sys::getpid(),
-            job_pid: None,
             start: self.started.clone(),
-            duration_s: None,
-            outcome,
-            exit: None,
-            signal: None,
-            sent: Vec::new(),
-            leftovers: 0,
-            cpu_user_s: 0.0,
-            cpu_sys_s: 0.0,
-            maxrss_kib: 0,
             argv: self.cfg.argv_strings(),
             contain: self.contain.clone(),
             limits_unapplied: self.unapplied.clone(),
-            holder_pid: None,
-            holder_age_s: None,
-            consecutive_skips: None,
-            attempt: None,
-            attempts: None,
-            slot: None,
             jitter_s: self.jitter.map(|j| j.as_secs_f64()),
-            cgroup_peak_bytes: None,
-            oom_kills: None,
-            output_lost_bytes: None,
-            limit: None,
-            message: None,
-            warnings: Vec::new(),
             fencing_token: self.lease_seen.as_ref().map(|h| h.token),
             lease_host: self.lease_seen.as_ref().map(|h| h.host.clone()),
             lease_pid: self.lease_seen.as_ref().map(|h| h.pid),
             lease_error: self.lease_error.clone(),
             host: self.host.clone(),
             uid: sys::geteuid(),
+            ..Record::default()
         }
     }
 
@@ -127,6 +85,9 @@ impl Ctx<'_> {
     fn finish(&mut self, mut rec: Record) {
         if rec.duration_s.is_none() {
             rec.duration_s = Some(self.t0.elapsed().as_secs_f64());
+        }
+        for problem in self.pinger.as_mut().map(|p| p.finish(&rec)).unwrap_or_default() {
+            ui::note(&problem);
         }
         let (slot, lease) = (self.slot, self.lease_seen.clone());
         self.recorder.submit(move |s| s.finish(rec, slot, lease.as_ref()));
@@ -153,9 +114,34 @@ impl Ctx<'_> {
             ..Holder::default()
         }
     }
+}
 
-    fn stop(&self) -> Stop {
-        Stop { signal: self.cfg.signal, kill_after: self.cfg.kill_after }
+/// A run that ends without its job running to the end of its attempts
+/// (skipped, cooling down, refused, interrupted, runonce's own failure):
+/// the finish record, which carries the exit status, written once by
+/// [`Ctx::end`].
+struct Early {
+    rec: Box<Record>,
+    exit: Exit,
+}
+
+impl Ctx<'_> {
+    /// A finish record of `outcome` with its status `exit`.
+    fn ending(&self, outcome: Outcome, exit: Exit, message: Option<String>) -> Early {
+        let mut rec = self.record(Event::Finish, Some(outcome));
+        rec.exit = Some(exit.code());
+        rec.message = message;
+        Early { rec: Box::new(rec), exit }
+    }
+
+    /// Writes the record of a run that ended early; its status.
+    fn end(&mut self, early: Early) -> Exit {
+        self.finish(*early.rec);
+        early.exit
+    }
+
+    fn busy(&self) -> Exit {
+        Exit::Busy(self.cfg.busy_exit)
     }
 }
 
@@ -166,26 +152,14 @@ fn hostname() -> String {
 }
 
 /// Runs the job as configured; returns runonce's exit status.
-pub fn run(cfg: &Config, signals: &Signals) -> u8 {
+pub fn run(cfg: &Config, signals: &Signals) -> Exit {
     if cfg.quiet {
         ui::hold_warnings();
     }
-    let store = if cfg.state_private {
-        Store::private(cfg.state_dir.clone())
-    } else {
-        Store::new(cfg.state_dir.clone())
-    };
-    let logger = Logger::new(cfg.log.clone(), cfg.facility, cfg.syslog_socket.clone());
-    let sinks = Sinks::new(
-        logger,
-        store.clone(),
-        cfg.name.clone(),
-        cfg.metrics_dir.clone(),
-        cfg.site.clone(),
-    );
+    let (recorder, store) = Recorder::for_run(cfg);
     let mut ctx = Ctx {
         cfg,
-        recorder: Recorder::new(sinks),
+        recorder,
         store,
         started: record::now_rfc3339(),
         t0: Instant::now(),
@@ -197,6 +171,7 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
         strangers: Strangers::now(),
         lease_seen: None,
         lease_error: None,
+        pinger: cfg.ping.clone().map(Pinger::new),
     };
     for note in &cfg.notes {
         ui::warn(note);
@@ -223,61 +198,52 @@ pub fn run(cfg: &Config, signals: &Signals) -> u8 {
 }
 
 /// Everything up to the end of the run; the lock, if it was taken.
-fn run_unlocked(ctx: &mut Ctx, signals: &Signals) -> (u8, Option<Lock>) {
+fn run_unlocked(ctx: &mut Ctx, signals: &Signals) -> (Exit, Option<Lock>) {
+    let mut lock = None;
+    let exit = match up_to_the_end(ctx, signals, &mut lock) {
+        Ok(exit) => exit,
+        Err(early) => ctx.end(early),
+    };
+    (exit, lock)
+}
+
+/// Jitter, the circuit breaker, the lock (kept in `lock` once taken), the
+/// lease and the job.
+fn up_to_the_end(ctx: &mut Ctx, signals: &Signals, lock: &mut Option<Lock>) -> Result<Exit, Early> {
     let cfg = ctx.cfg;
     if let Err(e) = sys::become_subreaper() {
         ui::warn(&format!("cannot become a child subreaper ({e}): escaped processes may survive"));
     }
-    if let Err(e) = lock::prepare_dir(&cfg.lock_dir) {
-        return (own_failure(ctx, &e.to_string()), None);
-    }
+    lock::prepare_dir(&cfg.lock_dir).map_err(|e| own_failure(ctx, &e.to_string()))?;
     if let Some(max) = cfg.jitter {
-        let delay = random_below(max);
+        let delay = backoff::random_below(max);
         ctx.jitter = Some(delay);
-        if let Some(sig) = sys::sleep_unless_signalled(&signals.fd, delay) {
-            return (interrupted(ctx, sig), None);
+        if let Some(sig) = signals.sleep(delay) {
+            return Err(interrupted(ctx, sig));
         }
     }
-    if let Some(code) = circuit_open(ctx) {
-        return (code, None);
-    }
-    let wait_until = wait_deadline(cfg);
-    let lock = match take_lock(ctx, &signals.fd, wait_until) {
-        Ok(l) => l,
-        Err(code) => return (code, None),
-    };
+    circuit_open(ctx)?;
+    let wait_until = cfg.wait_until();
+    let lock = lock.insert(take_lock(ctx, signals, wait_until)?);
     ctx.slot = Some(lock.slot);
-    let lease = match take_lease(ctx, &signals.fd, wait_until) {
-        Ok(l) => l,
-        Err(code) => return (code, Some(lock)),
-    };
-    let status = run_locked(ctx, &lock, signals, lease.as_ref());
+    let lease = take_lease(ctx, signals, wait_until)?;
+    let status = run_locked(ctx, lock, signals, lease.as_ref());
     if let Some(lease) = lease
         && let Err(e) = lease.release()
     {
         ui::warn(&format!("{e} (the lease expires by itself)"));
     }
-    (status, Some(lock))
-}
-
-/// `--wait`: None = do not wait, Some(None) = forever, else until when.
-/// One deadline for the local lock and the fleet lease together.
-fn wait_deadline(cfg: &Config) -> Option<Option<Instant>> {
-    match cfg.wait {
-        None | Some(Wait::Up(Duration::ZERO)) => None,
-        Some(Wait::Forever) => Some(None),
-        Some(Wait::Up(d)) => Some(Instant::now().checked_add(d)),
-    }
+    status
 }
 
 /// With `--lock-url`, the fleet lease, taken after the local lock (man
-/// page, FLEET).  Err is the exit status: busy (skipped), or the database
+/// page, FLEET).  Err ends the run: busy (skipped), or the database
 /// unusable (125, unless `--lock-url-optional` lets the run go on).
 fn take_lease(
     ctx: &mut Ctx,
-    signals: &OwnedFd,
+    signals: &Signals,
     wait_until: Option<Option<Instant>>,
-) -> Result<Option<Lease>, u8> {
+) -> Result<Option<Lease>, Early> {
     let Some(opts) = &ctx.cfg.fleet else { return Ok(None) };
     let req = fleet::Request {
         name: ctx.cfg.name.clone(),
@@ -312,87 +278,49 @@ fn take_lease(
 
 /// Another host's run holds the lease: a skip as for a busy local lock,
 /// naming that host and its runonce's PID.
-fn lease_busy(ctx: &mut Ctx, holder: fleet::Holder) -> u8 {
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Skipped));
-    rec.exit = Some(ctx.cfg.busy_exit);
+fn lease_busy(ctx: &mut Ctx, holder: fleet::Holder) -> Early {
+    let message = format!(
+        "the fleet lease is held by {} (pid {}, token {})",
+        holder.host, holder.pid, holder.token
+    );
+    let mut early = ctx.ending(Outcome::Skipped, ctx.busy(), Some(message));
+    let rec = &mut early.rec;
     rec.holder_pid = Some(holder.pid);
     rec.holder_age_s = Some((holder.age_s.max(0.0) * 1000.0).round() / 1000.0);
     rec.fencing_token = Some(holder.token);
     rec.lease_host = Some(holder.host.clone());
     rec.lease_pid = Some(holder.pid);
-    rec.message = Some(format!(
-        "the fleet lease is held by {} (pid {}, token {})",
-        holder.host, holder.pid, holder.token
-    ));
     ctx.lease_seen = Some(holder);
-    ctx.finish(rec);
-    ctx.cfg.busy_exit
+    early
 }
 
-/// runonce's own failure before the job started: one line, a record, 125.
-fn own_failure(ctx: &mut Ctx, msg: &str) -> u8 {
+/// runonce's own failure before the job started: one line, and the record.
+fn own_failure(ctx: &Ctx, msg: &str) -> Early {
     ui::warn(msg);
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Error));
-    rec.exit = Some(exit_code::OWN_FAILURE);
-    rec.message = Some(msg.to_string());
-    ctx.finish(rec);
-    exit_code::OWN_FAILURE
+    ctx.ending(Outcome::Error, Exit::OwnFailure, Some(msg.to_string()))
 }
 
 /// A forwarded signal arrived before the job started: end as if the job
 /// had died of it.
-fn interrupted(ctx: &mut Ctx, sig: i32) -> u8 {
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Error));
-    let code = exit_code::for_signal(sig);
-    rec.exit = Some(code);
-    rec.message =
-        Some(format!("interrupted by SIG{} before the job started", parse::signal_name(sig)));
-    ctx.finish(rec);
-    code
+fn interrupted(ctx: &Ctx, sig: i32) -> Early {
+    let message = format!("interrupted by SIG{} before the job started", parse::signal_name(sig));
+    ctx.ending(Outcome::Error, Exit::Signal(sig), Some(message))
 }
 
-/// A uniformly random duration in [0, max), from the kernel's generator.
-fn random_below(max: Duration) -> Duration {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        return Duration::ZERO;
+/// The circuit breaker: a skip while it is open.
+fn circuit_open(ctx: &Ctx) -> Result<(), Early> {
+    match breaker::open(&ctx.store, &ctx.cfg.name, ctx.cfg.breaker) {
+        Some(message) => Err(ctx.ending(Outcome::Cooldown, ctx.busy(), Some(message))),
+        None => Ok(()),
     }
-    let unit = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
-    max.mul_f64(unit)
 }
 
-/// The circuit breaker (cli.md section 9): after N failed runs in a row,
-/// skip until the cooldown has passed since the last failure.
-fn circuit_open(ctx: &mut Ctx) -> Option<u8> {
-    let (max, cooldown) = ctx.cfg.breaker?;
-    // a state file another user could have written decides nothing
-    let s = ctx.store.load_trusted(&ctx.cfg.name)?;
-    if s.consecutive_failures < u64::from(max) {
-        return None;
-    }
-    let since = state::unix_now() - s.last_failure_unix.unwrap_or(0.0);
-    // a failure in the future or at no time at all (a clock set back, a
-    // damaged state file) would keep the circuit open for ever: let it run
-    if !(0.0..cooldown.as_secs_f64()).contains(&since) {
-        return None;
-    }
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Cooldown));
-    rec.exit = Some(ctx.cfg.busy_exit);
-    rec.message = Some(format!(
-        "{} failures in a row; cooling down for {:.0}s more",
-        s.consecutive_failures,
-        cooldown.as_secs_f64() - since
-    ));
-    ctx.finish(rec);
-    Some(ctx.cfg.busy_exit)
-}
-
-/// Takes the lock, or decides the run is skipped.  Err is the exit status.
+/// Takes the lock, or decides the run is skipped (Err).
 fn take_lock(
     ctx: &mut Ctx,
-    signals: &OwnedFd,
+    signals: &Signals,
     wait_until: Option<Option<Instant>>,
-) -> Result<Lock, u8> {
+) -> Result<Lock, Early> {
     let cfg = ctx.cfg;
     let me = ctx.me();
     loop {
@@ -426,7 +354,7 @@ fn take_lock(
                 Current::Free => {
                     // freed between the try and the look: try again, but
                     // never in a tight loop
-                    if let Some(sig) = sys::sleep_unless_signalled(signals, RETRY_STEP) {
+                    if let Some(sig) = signals.sleep(RETRY_STEP) {
                         return Err(interrupted(ctx, sig));
                     }
                     continue;
@@ -471,10 +399,10 @@ enum Shown {
 }
 
 /// Ends the run holding the lock (enforce.rs) and takes its place.
-/// Ok(None): nothing to end after all; Err: the exit status.
-fn enforced(ctx: &mut Ctx, signals: &OwnedFd, why: Why, me: &Holder) -> Result<Option<Lock>, u8> {
+/// Ok(None): nothing to end after all.
+fn enforced(ctx: &Ctx, signals: &Signals, why: Why, me: &Holder) -> Result<Option<Lock>, Early> {
     let cfg = ctx.cfg;
-    match enforce::enforce(&cfg.site, cfg.slots, why, ctx.stop(), signals, me) {
+    match enforce::enforce(&cfg.site, cfg.slots, why, cfg.stop, signals, me) {
         Enforced::Got(l) => Ok(Some(l)),
         Enforced::NotNeeded => Ok(None),
         Enforced::Refused(msg) | Enforced::Unusable(msg) => Err(own_failure(ctx, &msg)),
@@ -483,10 +411,9 @@ fn enforced(ctx: &mut Ctx, signals: &OwnedFd, why: Why, me: &Holder) -> Result<O
 }
 
 /// The job is busy: silent skip with a record naming the holder.
-fn skip(ctx: &mut Ctx, holder: Option<&Shown>, note: Option<&str>) -> u8 {
-    let mut rec = ctx.record(Event::Finish, Some(Outcome::Skipped));
-    rec.exit = Some(ctx.cfg.busy_exit);
-    rec.message = note.map(String::from);
+fn skip(ctx: &Ctx, holder: Option<&Shown>, note: Option<&str>) -> Early {
+    let mut early = ctx.ending(Outcome::Skipped, ctx.busy(), note.map(String::from));
+    let rec = &mut early.rec;
     match holder {
         Some(Shown::Run(h)) => {
             rec.holder_pid = h.shown_pid();
@@ -501,12 +428,33 @@ fn skip(ctx: &mut Ctx, holder: Option<&Shown>, note: Option<&str>) -> u8 {
         }
         None => {}
     }
-    ctx.finish(rec);
-    ctx.cfg.busy_exit
+    early
 }
 
-/// Everything that happens while the lock is held.
-fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Lease>) -> u8 {
+/// What stays the same from one attempt of a run to the next.
+struct Attempts<'a> {
+    lock: &'a Lock,
+    signals: &'a Signals,
+    lease: Option<&'a Lease>,
+    plan: limits::Plan,
+    fs: contain::Fs,
+    holder: Holder,
+    strangers: Strangers,
+    env: Vec<(String, String)>,
+    /// This attempt's number (1-based), and how many there may be.
+    number: u32,
+    total: u32,
+    /// The output held of each attempt so far (`--quiet`).
+    held: Vec<Held>,
+}
+
+/// Everything that happens while the lock is held: the attempts.
+fn run_locked(
+    ctx: &mut Ctx,
+    lock: &Lock,
+    signals: &Signals,
+    lease: Option<&Lease>,
+) -> Result<Exit, Early> {
     let cfg = ctx.cfg;
     // records of the run start when the run does, not when runonce began waiting
     ctx.started = record::now_rfc3339();
@@ -517,281 +465,167 @@ fn run_locked(ctx: &mut Ctx, lock: &Lock, signals: &Signals, lease: Option<&Leas
         ui::warn(&format!("limit not applied: {problem}"));
     }
     if cfg.strict_limits && !plan.unapplied.is_empty() {
-        return own_failure(
-            ctx,
-            "--strict-limits: a limit cannot be applied; the job was not started",
-        );
+        return Err(own_failure(ctx, STRICT));
     }
-    let cgroup_fs = cgroup::Fs::discover();
-    clear_stale_cgroup(lock, &cgroup_fs, &cfg.name);
-    let mut holder = ctx.me();
-    let attempts = cfg.retries.saturating_add(1);
-    let strangers = ctx.strangers.clone();
-    let mut held_all: Vec<Held> = Vec::new();
-    let mut attempt = 1;
-    let env: Vec<(String, String)> =
-        lease.map(|l| (fleet::TOKEN_ENV.to_string(), l.token.to_string())).into_iter().collect();
-    let stop_source =
-        lease.map(|l| supervise::StopSource { fd: l.lost_fd(), outcome: Outcome::LostLock });
+    let fs = contain::Fs::discover();
+    contain::clear_stale(lock, &fs, &cfg.name);
+    let mut run = Attempts {
+        lock,
+        signals,
+        lease,
+        plan,
+        fs,
+        holder: ctx.me(),
+        strangers: ctx.strangers.clone(),
+        env: lease
+            .map(|l| (fleet::TOKEN_ENV.to_string(), l.token.to_string()))
+            .into_iter()
+            .collect(),
+        number: 1,
+        total: cfg.retries.saturating_add(1),
+        held: Vec::new(),
+    };
     loop {
         if let Some(why) = lease.and_then(Lease::lost) {
             // lost before this attempt could start (during a retry pause)
-            let mut rec = ctx.record(Event::Finish, Some(Outcome::LostLock));
-            rec.exit = Some(exit_code::TIMED_OUT);
-            rec.message = Some(lost_message(&why));
             ui::warn(&lost_message(&why));
-            return conclude(ctx, rec, held_all);
+            let early = ctx.ending(Outcome::LostLock, Exit::TimedOut, Some(lost_message(&why)));
+            return Ok(conclude(ctx, *early.rec, early.exit, run.held));
         }
-        holder.deadline_mono_ns = cfg.timeout.map_or(0, |t| {
-            sys::monotonic_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
-        });
-        holder.job = None;
-        let cgroup = match contain(ctx, &cgroup_fs) {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        if let Some(problem) = nproc_unenforced(cfg, cgroup.as_ref()) {
-            if !ctx.unapplied.contains(&problem) {
-                ui::warn(&format!("limit not applied: {problem}"));
-                ctx.unapplied.push(problem);
-            }
-            if cfg.strict_limits {
-                close_cgroup(cgroup, false);
-                return own_failure(
-                    ctx,
-                    "--strict-limits: a limit cannot be applied; the job was not started",
-                );
-            }
+        let (ended, mut rec) = attempt(ctx, &mut run)?;
+        if !retriable(cfg, &ended) || run.number >= run.total {
+            return Ok(conclude(ctx, rec, ended.exit, run.held));
         }
-        holder.cgroups = cgroup.as_ref().map(Cgroup::identities).unwrap_or_default();
-        lock.write_holder(&holder);
-        let attempt_plan = attempt_plan(&plan, cgroup.as_ref());
-        let job = supervise::Job {
-            argv: &cfg.argv,
-            foreground: cfg.foreground,
-            keep_orphans: cfg.keep_orphans,
-            timeout: cfg.timeout,
-            signal: cfg.signal,
-            kill_after: cfg.kill_after,
-            idle_timeout: cfg.idle_timeout,
-            quiet: cfg.quiet,
-            limits: &attempt_plan,
-            strict_limits: cfg.strict_limits,
-            lock_fd: std::os::fd::AsRawFd::as_raw_fd(&lock.file),
-            inherited: signals.inherited,
-            cgroup: cgroup.as_ref(),
-            strangers: &strangers,
-            env: &env,
-            stop_source,
-        };
-        let mut on_start = |pid: i32, not_joined: Option<&std::io::Error>| {
-            if let (Some(cg), Some(e)) = (&cgroup, not_joined) {
-                ui::warn(&format!(
-                    "the job (pid {pid}) could not join its cgroup {} ({e}): \
-                     it is contained by its process group only",
-                    cg.paths().join(", ")
-                ));
-                ctx.contain = "pgroup".into();
-            }
-            holder.job = ProcId::of(pid);
-            lock.write_holder(&holder);
-            if attempt == 1 {
-                let mut rec = ctx.record(Event::Start, None);
-                rec.job_pid = Some(pid);
-                rec.slot = (cfg.slots > 1).then_some(lock.slot);
-                ctx.emit(rec);
-                ctx.publish_start();
-            }
-        };
-        let mut ended = supervise::run(&job, &signals.fd, &mut on_start);
-        if ended.outcome == Outcome::LostLock {
-            let why = lease.and_then(Lease::lost).unwrap_or_default();
-            ended.message = Some(lost_message(&why));
+        rec.event = Event::Attempt;
+        rec.duration_s = Some(ended.duration.as_secs_f64());
+        ctx.emit(rec.clone());
+        let pause = backoff::retry_pause(cfg.retry_delay, cfg.retry_max_delay, run.number);
+        if let Some(sig) = signals.sleep(pause) {
+            // a signal stops the retries; the last attempt's status stands
+            rec.event = Event::Finish;
+            rec.message = Some(format!("retries stopped by SIG{}", parse::signal_name(sig)));
+            return Ok(conclude(ctx, rec, ended.exit, run.held));
         }
-        if let Some(msg) = &ended.message {
-            ui::warn(msg);
-        }
-        let usage = close_cgroup(cgroup, cfg.keep_orphans);
-        let mut rec = ctx.record(Event::Finish, Some(ended.outcome));
-        fill(&mut rec, &ended);
-        rec.cgroup_peak_bytes = usage.peak_bytes;
-        rec.oom_kills = usage.oom_kills;
-        rec.limit = limits::hit(&cfg.limits, &ending(&ended, usage));
-        rec.slot = (cfg.slots > 1).then_some(lock.slot);
-        if attempts > 1 {
-            rec.attempt = Some(attempt);
-            rec.attempts = Some(attempts);
-        }
-        if let Some(h) = ended.held {
-            held_all.push(h);
-        }
-        let retriable = ended.outcome.is_failure()
-            && ended.outcome != Outcome::Error
-            && ended.outcome != Outcome::LostLock
-            && (cfg.retry_on_timeout || !matches!(ended.outcome, Outcome::Timeout | Outcome::Idle))
-            && ended.forwarded.is_none();
-        if retriable && attempt < attempts {
-            rec.event = Event::Attempt;
-            rec.duration_s = Some(ended.duration.as_secs_f64());
-            ctx.emit(rec.clone());
-            let pause = backoff(cfg, attempt);
-            if let Some(sig) = sys::sleep_unless_signalled(&signals.fd, pause) {
-                // a signal stops the retries; the last attempt's status stands
-                rec.event = Event::Finish;
-                rec.message = Some(format!("retries stopped by SIG{}", parse::signal_name(sig)));
-                return conclude(ctx, rec, held_all);
-            }
-            attempt += 1;
-            continue;
-        }
-        return conclude(ctx, rec, held_all);
+        run.number += 1;
     }
+}
+
+/// Whether a failed attempt may be tried again (`--retries`).
+fn retriable(cfg: &Config, ended: &supervise::Ended) -> bool {
+    ended.outcome.is_failure()
+        && ended.outcome != Outcome::Error
+        && ended.outcome != Outcome::LostLock
+        && (cfg.retry_on_timeout || !matches!(ended.outcome, Outcome::Timeout | Outcome::Idle))
+        && ended.forwarded.is_none()
+}
+
+/// One attempt: contained as `--contain` asks, supervised to its end.
+/// How it ended, and its finish record.
+fn attempt(ctx: &mut Ctx, run: &mut Attempts) -> Result<(supervise::Ended, Record), Early> {
+    let cfg = ctx.cfg;
+    run.holder.deadline_mono_ns = cfg.timeout.map_or(0, |t| {
+        sys::monotonic_ns().saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
+    });
+    run.holder.job = None;
+    ctx.contain = contain::PGROUP.into();
+    let cgroup = contain::attempt(cfg, &run.fs).map_err(|msg| own_failure(ctx, &msg))?;
+    if let Some(cg) = &cgroup {
+        ctx.contain = cg.contain().into();
+    }
+    if let Some(problem) = contain::nproc_unenforced(cfg, cgroup.as_ref()) {
+        if !ctx.unapplied.contains(&problem) {
+            ui::warn(&format!("limit not applied: {problem}"));
+            ctx.unapplied.push(problem);
+        }
+        if cfg.strict_limits {
+            contain::close(cgroup, false);
+            return Err(own_failure(ctx, STRICT));
+        }
+    }
+    run.holder.cgroups = cgroup.as_ref().map(Cgroup::identities).unwrap_or_default();
+    run.lock.write_holder(&run.holder);
+    let plan = contain::attempt_plan(&run.plan, cgroup.as_ref());
+    let job = supervise::Job {
+        cfg,
+        limits: &plan,
+        lock_fd: std::os::fd::AsRawFd::as_raw_fd(&run.lock.file),
+        inherited: run.signals.inherited,
+        cgroup: cgroup.as_ref(),
+        strangers: &run.strangers,
+        env: &run.env,
+        stop_source: run
+            .lease
+            .map(|l| supervise::StopSource { fd: l.lost_fd(), outcome: Outcome::LostLock }),
+    };
+    let mut on_start = |pid: i32, not_joined: Option<&std::io::Error>| {
+        if let (Some(cg), Some(e)) = (&cgroup, not_joined) {
+            ui::warn(&format!(
+                "the job (pid {pid}) could not join its cgroup {} ({e}): \
+                 it is contained by its process group only",
+                cg.paths().join(", ")
+            ));
+            ctx.contain = contain::PGROUP.into();
+        }
+        run.holder.job = ProcId::of(pid);
+        run.lock.write_holder(&run.holder);
+        if run.number == 1 {
+            let mut rec = ctx.record(Event::Start, None);
+            rec.job_pid = Some(pid);
+            rec.slot = (cfg.slots > 1).then_some(run.lock.slot);
+            ctx.emit(rec);
+            ctx.publish_start();
+            if let Some(p) = &mut ctx.pinger {
+                p.start();
+            }
+        }
+    };
+    let mut ended = supervise::run(&job, run.signals, &mut on_start);
+    if let (Some(p), Some(tail)) = (&mut ctx.pinger, ended.tail.take()) {
+        p.keep_output(tail.into_bytes());
+    }
+    if ended.outcome == Outcome::LostLock {
+        let why = run.lease.and_then(Lease::lost).unwrap_or_default();
+        ended.message = Some(lost_message(&why));
+    }
+    if let Some(msg) = &ended.message {
+        ui::warn(msg);
+    }
+    let usage = contain::close(cgroup, cfg.keep_orphans);
+    let rec = attempt_record(ctx, run, &ended, usage);
+    run.held.extend(ended.held.take());
+    Ok((ended, rec))
+}
+
+/// The finish record of one attempt.
+fn attempt_record(
+    ctx: &Ctx,
+    run: &Attempts,
+    ended: &supervise::Ended,
+    usage: contain::Usage,
+) -> Record {
+    let cfg = ctx.cfg;
+    let mut rec = ctx.record(Event::Finish, Some(ended.outcome));
+    fill(&mut rec, ended);
+    rec.cgroup_peak_bytes = usage.peak_bytes;
+    rec.oom_kills = usage.oom_kills;
+    rec.limit = limits::hit(&cfg.limits, &ending(ended, usage));
+    rec.slot = (cfg.slots > 1).then_some(run.lock.slot);
+    if run.total > 1 {
+        rec.attempt = Some(run.number);
+        rec.attempts = Some(run.total);
+    }
+    rec
 }
 
 fn lost_message(why: &str) -> String {
     format!("the fleet lease was lost ({why}): the job was stopped")
 }
 
-/// Gives the attempt its own cgroup as `--contain` asks, and says in the
-/// records which way the job is contained.  Err is the exit status (125).
-fn contain(ctx: &mut Ctx, fs: &cgroup::Fs) -> Result<Option<Cgroup>, u8> {
-    let cfg = ctx.cfg;
-    ctx.contain = "pgroup".into();
-    if cfg.contain == Contain::Pgroup {
-        return Ok(None);
-    }
-    let want = cgroup::Want {
-        job: &cfg.name,
-        runonce_pid: sys::getpid(),
-        memory: cfg.limits.memory,
-        nproc: cfg.limits.nproc,
-    };
-    let required = cfg.contain == Contain::Cgroup;
-    match cgroup::create(fs, &want) {
-        Made::Cgroup(cg) => {
-            ctx.contain = cg.contain().into();
-            Ok(Some(cg))
-        }
-        Made::Unavailable if required => Err(own_failure(
-            ctx,
-            "--contain cgroup: no cgroup runonce may create here \
-             (that needs root, or a delegated cgroup v2); the job was not started",
-        )),
-        Made::Unavailable => Ok(None),
-        Made::Failed(why) if required => {
-            Err(own_failure(ctx, &format!("--contain cgroup: {why}; the job was not started")))
-        }
-        Made::Failed(why) => {
-            ui::warn(&format!(
-                "{why}: the job runs without a cgroup (process group, per-process limits)"
-            ));
-            Ok(None)
-        }
-    }
-}
-
-/// `--nproc` with no pids cgroup to hold it falls back to RLIMIT_NPROC,
-/// which the kernel does not enforce on root (CAP_SYS_ADMIN or
-/// CAP_SYS_RESOURCE): then the limit is not applied, and that is said.
-fn nproc_unenforced(cfg: &Config, cgroup: Option<&Cgroup>) -> Option<String> {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    const CAP_SYS_ADMIN: u32 = 21;
-    let n = cfg.limits.nproc?;
-    if cgroup.is_some_and(Cgroup::limits_pids) {
-        return None;
-    }
-    let exempt = sys::has_capability(CAP_SYS_ADMIN) || sys::has_capability(CAP_SYS_RESOURCE);
-    exempt.then(|| {
-        format!(
-            "--nproc {n}: no pids cgroup here, and RLIMIT_NPROC does not bind a process \
-             with CAP_SYS_ADMIN or CAP_SYS_RESOURCE (root)"
-        )
-    })
-}
-
-/// `--nproc` is the pids controller's where it holds for the tree, and
-/// RLIMIT_NPROC (which counts all of the user's processes) only otherwise.
-fn attempt_plan(plan: &limits::Plan, cgroup: Option<&Cgroup>) -> limits::Plan {
-    let mut plan = plan.clone();
-    // The tree's cap replaces the per-process one: an allocation RLIMIT_DATA
-    // refuses leaves no evidence, the cgroup's OOM kill does (the man page,
-    // RESOURCE LIMITS).
-    if cgroup.is_some_and(Cgroup::limits_memory) {
-        plan.rlimits.retain(|r| r.resource != libc::RLIMIT_DATA);
-    }
-    if cgroup.is_some_and(Cgroup::limits_pids) {
-        plan.rlimits.retain(|r| r.resource != libc::RLIMIT_NPROC);
-    }
-    plan
-}
-
-/// The job is over: its cgroup's memory figures, then the cgroup goes
-/// (kept orphans are moved out of it first).
-fn close_cgroup(cgroup: Option<Cgroup>, keep_orphans: bool) -> cgroup::Usage {
-    let Some(cg) = cgroup else {
-        return cgroup::Usage::default();
-    };
-    let usage = cg.usage();
-    if keep_orphans {
-        cg.release();
-    }
-    if let Err(e) = cg.remove() {
-        ui::warn(&e);
-    }
-    usage
-}
-
-/// The cgroups earlier runs left behind: those the previous holder's
-/// record names (its own, if its runonce is gone, and the leftovers it
-/// carried), whose processes belong to a run nobody supervises any more and
-/// which has let go of the lock: killed, and the cgroups removed, so that
-/// nothing leaks.  Only the very cgroups those runs made count (name and
-/// inode, `Holder::cgroup`): after PID reuse, a cgroup of the same name may
-/// be a live run's.  Empty ones no record names go too (`cgroup::sweep`).
-fn clear_stale_cgroup(lock: &Lock, fs: &cgroup::Fs, job: &str) {
-    cgroup::sweep(fs, job);
-    let Some(old) = &lock.previous else {
-        return;
-    };
-    for left in old.to_clear() {
-        let Some(cg) = left.cgroup() else {
-            continue;
-        };
-        let members = cg.members();
-        if !members.is_empty() {
-            ui::warn(&format!(
-                "{} process(es) of an earlier run of {} (its runonce, pid {}, is gone) \
-                 were still in its cgroup: killed",
-                members.len(),
-                left.name,
-                left.runonce_pid
-            ));
-            cg.kill();
-            cg.wait_empty(Duration::from_secs(2));
-        }
-        if let Err(e) = cg.remove() {
-            ui::warn(&e);
-        }
-    }
-}
-
-/// The pause before retry number `attempt` (1-based): the delay doubled
-/// each time, +-20% jitter, capped.  Huge values saturate ("effectively
-/// never"), they never overflow.
-fn backoff(cfg: &Config, attempt: u32) -> Duration {
-    let base = cfg.retry_delay.saturating_mul(1u32 << (attempt - 1).min(30));
-    let capped = base.min(cfg.retry_max_delay);
-    let jitter = 0.8 + 0.4 * random_below(Duration::from_secs(1)).as_secs_f64();
-    Duration::try_from_secs_f64(capped.as_secs_f64() * jitter)
-        .unwrap_or(Duration::MAX)
-        .min(cfg.retry_max_delay)
-}
-
 /// Copies what the supervisor learnt into the record.
 fn fill(rec: &mut Record, ended: &supervise::Ended) {
     rec.job_pid = ended.job_pid;
     rec.duration_s = Some(ended.duration.as_secs_f64());
-    rec.exit = Some(ended.exit);
+    rec.exit = Some(ended.exit.code());
     rec.signal = ended.signal.map(parse::signal_name);
     rec.sent = ended.sent.iter().map(|&s| parse::signal_name(s)).collect();
     rec.leftovers = ended.leftovers;
@@ -803,7 +637,7 @@ fn fill(rec: &mut Record, ended: &supervise::Ended) {
 }
 
 /// What the attempt's limits need to know of its end.
-fn ending(ended: &supervise::Ended, cgroup: cgroup::Usage) -> limits::Ending {
+fn ending(ended: &supervise::Ended, cgroup: contain::Usage) -> limits::Ending {
     limits::Ending {
         outcome: ended.outcome,
         signal: ended.signal,
@@ -819,13 +653,13 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// The finish record, and the held output if the run did not succeed.
-fn conclude(ctx: &mut Ctx, mut rec: Record, held: Vec<Held>) -> u8 {
+/// The finish record, and the held output if the run did not succeed;
+/// `exit`, the status the record carries.
+fn conclude(ctx: &mut Ctx, mut rec: Record, exit: Exit, held: Vec<Held>) -> Exit {
     if rec.attempts.is_some() {
         // the attempt records have each attempt's; this is the whole run's
         rec.duration_s = Some(ctx.t0.elapsed().as_secs_f64());
     }
-    let exit = rec.exit.unwrap_or(exit_code::OWN_FAILURE);
     let failed = rec.outcome != Some(Outcome::Ok);
     ctx.finish(rec);
     if failed {

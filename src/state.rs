@@ -25,7 +25,7 @@ const STATE_MAX: u64 = 1 << 20;
 /// while it holds the lock must not hang every other.
 const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 
-/// The default state directory (cli.md section 6).
+/// The default state directory (man page, STATE, STATUS AND METRICS).
 pub fn default_dir() -> PathBuf {
     default_dir_noted().0
 }

@@ -4,11 +4,10 @@
 //! it, even after a double fork or setsid.  One poll loop waits on a
 //! signalfd (SIGCHLD and the signals to forward), the job's output pipes if
 //! runonce sits in their path, and the next deadline: it uses no CPU while
-//! the job runs.  The kill sequence (cli.md section 4): `--signal` and
+//! the job runs.  The kill sequence (man page, DESCRIPTION; `escalation.rs`): `--signal` and
 //! SIGCONT to every process of the job, SIGKILL after `--kill-after` to
 //! whatever is left, in rounds until nothing is left.
 
-use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -16,12 +15,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::Cgroup;
-use crate::exit_code;
+use crate::config::Config;
+use crate::escalation::Escalating;
+use crate::exit_code::Exit;
 use crate::limits;
-use crate::output::{Held, Stream};
+use crate::output::{Held, Stream, Tail};
+use crate::ping;
 use crate::procs::{self, ProcId, Strangers};
 use crate::record::Outcome;
-use crate::signals::{self, Meaning};
+use crate::signals::{Inherited, Meaning, Signals};
 use crate::sys;
 
 /// While SIGKILL rounds are under way, look again this often for processes
@@ -35,25 +37,12 @@ const PIPE_GRACE: Duration = Duration::from_millis(200);
 /// The poll entry of the job's `StopSource`.
 const STOP_SOURCE: usize = usize::MAX - 1;
 
-/// What the child restores between fork and exec so that runonce is
-/// transparent: dispositions it inherited, and an empty signal mask.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Inherited {
-    pub sigpipe_ignored: bool,
-    pub sigchld_ignored: bool,
-}
-
+/// One attempt to supervise: the run's options (`--timeout`, `--signal`,
+/// `--quiet`...) and what this attempt adds to them.
 pub struct Job<'a> {
-    pub argv: &'a [OsString],
-    pub foreground: bool,
-    pub keep_orphans: bool,
-    pub timeout: Option<Duration>,
-    pub signal: i32,
-    pub kill_after: Duration,
-    pub idle_timeout: Option<Duration>,
-    pub quiet: bool,
+    pub cfg: &'a Config,
+    /// The attempt's limits (`contain::attempt_plan`).
     pub limits: &'a limits::Plan,
-    pub strict_limits: bool,
     /// The lock's descriptor: handed to the job so the lock lives as long
     /// as any of its processes.
     pub lock_fd: RawFd,
@@ -65,6 +54,13 @@ pub struct Job<'a> {
     pub env: &'a [(String, String)],
     /// Something outside that can end the job as a timeout does.
     pub stop_source: Option<StopSource>,
+}
+
+impl Job<'_> {
+    /// How many of the output's last bytes to keep: `--ping` sends them.
+    fn tail(&self) -> Option<usize> {
+        self.cfg.ping.is_some().then_some(ping::TAIL_BYTES)
+    }
 }
 
 /// A descriptor that becomes readable when the job must be stopped (the
@@ -80,7 +76,7 @@ pub struct StopSource {
 pub struct Ended {
     pub job_pid: Option<i32>,
     pub outcome: Outcome,
-    pub exit: u8,
+    pub exit: Exit,
     /// Signal that ended the main process.
     pub signal: Option<i32>,
     /// Signals runonce sent, in order, without repeats.
@@ -92,6 +88,7 @@ pub struct Ended {
     pub main_rusage: Option<libc::rusage>,
     pub usage: Usage,
     pub held: Option<Held>,
+    pub tail: Option<Tail>,
     pub output_lost: u64,
     pub message: Option<String>,
 }
@@ -120,45 +117,45 @@ impl Usage {
 /// start), and why it could not join its cgroup, if it could not.
 pub fn run(
     job: &Job,
-    signals: &OwnedFd,
+    signals: &Signals,
     started: &mut dyn FnMut(i32, Option<&io::Error>),
 ) -> Ended {
     let t0 = Instant::now();
-    let capture = job.quiet || job.idle_timeout.is_some();
-    let mut streams = Vec::new();
-    let mut cmd = Command::new(&job.argv[0]);
-    cmd.args(&job.argv[1..]);
+    let (main, report, streams) = match spawn(job) {
+        Ok(spawned) => spawned,
+        Err((exit, message)) => return failed_start(t0, exit, message),
+    };
+    started(main, report.join.as_ref());
+    let mut sup = Supervisor::new(job, main, streams, t0);
+    sup.run(signals);
+    sup.finish(t0)
+}
+
+/// A job that could not be started: its status and the words saying why.
+type NotStarted = (Exit, String);
+
+fn pipe_failed(e: io::Error) -> NotStarted {
+    (Exit::OwnFailure, format!("pipe: {e}"))
+}
+
+/// Forks and execs the job (its output through pipes if runonce must read
+/// it): the job's PID, what the child said about its set-up, the streams.
+fn spawn(job: &Job) -> Result<(i32, ChildReport, Vec<Stream>), NotStarted> {
+    let mut cmd = Command::new(&job.cfg.argv[0]);
+    cmd.args(&job.cfg.argv[1..]);
     cmd.envs(job.env.iter().map(|(k, v)| (k, v)));
-    if !job.foreground {
+    if !job.cfg.foreground {
         cmd.process_group(0);
     }
-    if capture {
-        for dst in [1, 2] {
-            let (r, w) = match sys::pipe() {
-                Ok(p) => p,
-                Err(e) => return failed_start(t0, 125, format!("pipe: {e}")),
-            };
-            if dst == 1 {
-                cmd.stdout(Stdio::from(w));
-            } else {
-                cmd.stderr(Stdio::from(w));
-            }
-            match Stream::new(r, dst) {
-                Ok(s) => streams.push(s),
-                Err(e) => return failed_start(t0, 125, format!("pipe: {e}")),
-            }
-        }
-    }
-    let (report_r, report_w) = match sys::pipe() {
-        Ok(p) => p,
-        Err(e) => return failed_start(t0, exit_code::OWN_FAILURE, format!("pipe: {e}")),
-    };
+    let capture = job.cfg.quiet || job.cfg.idle_timeout.is_some() || job.tail().is_some();
+    let streams = if capture { capture_output(&mut cmd)? } else { Vec::new() };
+    let (report_r, report_w) = sys::pipe().map_err(pipe_failed)?;
     let setup = ChildSetup {
         unblock: sys::SigSet::of(&[]),
         inherited: job.inherited,
         lock_fd: job.lock_fd,
         limits: job.limits.clone(),
-        strict: job.strict_limits,
+        strict: job.cfg.strict_limits,
         cgroup_fds: job.cgroup.map(Cgroup::join_fds).unwrap_or_default(),
         report: report_w.as_raw_fd(),
     };
@@ -173,59 +170,45 @@ pub fn run(
     // returns only after that: everything is in the pipe now
     drop(report_w);
     let report = ChildReport::read(&report_r);
-    let child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            let name = job.argv[0].to_string_lossy();
-            let (code, what) = match report.setup {
-                Some(setup) => (exit_code::OWN_FAILURE, format!("cannot set up the job: {setup}")),
-                None => spawn_failure(&e),
-            };
-            return failed_start(t0, code, format!("{name}: {what}"));
-        }
-    };
+    let child = spawned.map_err(|e| {
+        let name = job.cfg.argv[0].to_string_lossy();
+        let (code, what) = match &report.setup {
+            Some(setup) => (Exit::OwnFailure, format!("cannot set up the job: {setup}")),
+            None => spawn_failure(&e),
+        };
+        (code, format!("{name}: {what}"))
+    })?;
     drop(cmd); // closes our copies of the pipes' write ends
-    let main = child.id() as i32;
-    started(main, report.join.as_ref());
-    let main_id = ProcId::of(main);
-    let mut strangers = job.strangers.clone();
-    strangers.job_started(main_id);
-    let mut sup = Supervisor {
-        job,
-        main,
-        main_id,
-        main_status: None,
-        no_children: false,
-        deadline: job.timeout.and_then(|t| t0.checked_add(t)),
-        idle_deadline: job.idle_timeout.and_then(|t| t0.checked_add(t)),
-        kill_at: None,
-        killing: false,
-        stopped_by: None,
-        forwarded: None,
-        sent: Vec::new(),
-        leftovers: 0,
-        streams,
-        held: job.quiet.then(Held::default),
-        pipe_grace: None,
-        strangers,
-        usage: Usage::default(),
-    };
-    sup.run(signals);
-    sup.finish(t0)
+    Ok((child.id() as i32, report, streams))
+}
+
+/// The job's stdout and stderr go through pipes runonce reads.
+fn capture_output(cmd: &mut Command) -> Result<Vec<Stream>, NotStarted> {
+    let mut streams = Vec::new();
+    for dst in [1, 2] {
+        let (r, w) = sys::pipe().map_err(pipe_failed)?;
+        if dst == 1 {
+            cmd.stdout(Stdio::from(w));
+        } else {
+            cmd.stderr(Stdio::from(w));
+        }
+        streams.push(Stream::new(r, dst).map_err(pipe_failed)?);
+    }
+    Ok(streams)
 }
 
 /// Exit status and words for a command that could not be started: not
 /// found 127, not executable 126, but a shortage of runonce's (descriptors,
 /// memory, processes) is runonce's own failure, 125, as a failed fork is
 /// for timeout(1).
-fn spawn_failure(e: &io::Error) -> (u8, String) {
+fn spawn_failure(e: &io::Error) -> (Exit, String) {
     match e.raw_os_error() {
         Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN) => {
-            (exit_code::OWN_FAILURE, format!("cannot start: {e}"))
+            (Exit::OwnFailure, format!("cannot start: {e}"))
         }
-        _ => match exit_code::for_exec_error(e) {
-            exit_code::NOT_FOUND => (exit_code::NOT_FOUND, "command not found".into()),
-            code => (code, format!("cannot execute: {e}")),
+        _ => match Exit::exec_error(e) {
+            Exit::NotFound => (Exit::NotFound, "command not found".into()),
+            exit => (exit, format!("cannot execute: {e}")),
         },
     }
 }
@@ -254,7 +237,7 @@ impl ChildReport {
 
     fn read(fd: &OwnedFd) -> ChildReport {
         let mut report = ChildReport::default();
-        let _ = sys::set_nonblocking(fd.as_raw_fd());
+        let _ = sys::set_nonblocking(fd);
         let mut buf = [0u8; 64];
         let n = sys::read_fd(fd.as_raw_fd(), &mut buf).unwrap_or(0);
         for msg in buf[..n].chunks_exact(5) {
@@ -269,7 +252,7 @@ impl ChildReport {
     }
 }
 
-fn failed_start(t0: Instant, exit: u8, message: String) -> Ended {
+fn failed_start(t0: Instant, exit: Exit, message: String) -> Ended {
     Ended {
         job_pid: None,
         outcome: Outcome::Error,
@@ -281,6 +264,7 @@ fn failed_start(t0: Instant, exit: u8, message: String) -> Ended {
         duration: t0.elapsed(),
         main_rusage: None,
         held: None,
+        tail: None,
         output_lost: 0,
         message: Some(message),
         usage: Usage::default(),
@@ -346,27 +330,53 @@ struct Supervisor<'a> {
     no_children: bool,
     deadline: Option<Instant>,
     idle_deadline: Option<Instant>,
-    kill_at: Option<Instant>,
-    killing: bool,
+    escalation: Escalating,
     stopped_by: Option<Outcome>,
     forwarded: Option<i32>,
     sent: Vec<i32>,
     leftovers: u32,
     streams: Vec<Stream>,
     held: Option<Held>,
+    tail: Option<Tail>,
     pipe_grace: Option<Instant>,
     strangers: Strangers,
     usage: Usage,
 }
 
-impl Supervisor<'_> {
-    fn run(&mut self, signals: &OwnedFd) {
+impl<'a> Supervisor<'a> {
+    fn new(job: &'a Job<'a>, main: i32, streams: Vec<Stream>, t0: Instant) -> Supervisor<'a> {
+        let main_id = ProcId::of(main);
+        let mut strangers = job.strangers.clone();
+        strangers.job_started(main_id);
+        Supervisor {
+            job,
+            main,
+            main_id,
+            main_status: None,
+            no_children: false,
+            deadline: job.cfg.timeout.and_then(|t| t0.checked_add(t)),
+            idle_deadline: job.cfg.idle_timeout.and_then(|t| t0.checked_add(t)),
+            escalation: job.cfg.stop.begin(),
+            stopped_by: None,
+            forwarded: None,
+            sent: Vec::new(),
+            leftovers: 0,
+            streams,
+            held: job.cfg.quiet.then(Held::default),
+            tail: job.tail().map(Tail::new),
+            pipe_grace: None,
+            strangers,
+            usage: Usage::default(),
+        }
+    }
+
+    fn run(&mut self, signals: &Signals) {
         loop {
             let drained = self.reap();
             let now = Instant::now();
             self.fire_deadlines(now);
-            if self.killing && !self.no_children {
-                self.send(libc::SIGKILL);
+            if self.escalation.killing() && !self.no_children {
+                self.send(self.escalation.kill_signal());
             }
             if self.job_gone() {
                 if self.streams.iter().all(|s| !s.is_open()) {
@@ -388,7 +398,7 @@ impl Supervisor<'_> {
     /// process, unless `--keep-orphans` lets them live (not after a
     /// timeout: a hard stop stops the whole job).
     fn job_gone(&self) -> bool {
-        let all_needed = !self.job.keep_orphans || self.stopped_by.is_some();
+        let all_needed = !self.job.cfg.keep_orphans || self.stopped_by.is_some();
         self.main_status.is_some() && (self.no_children || !all_needed)
     }
 
@@ -431,7 +441,7 @@ impl Supervisor<'_> {
     /// The main process is gone: what it left behind gets `--signal`, then
     /// SIGKILL after `--kill-after` (no survivors), unless `--keep-orphans`.
     fn main_exited(&mut self) {
-        if self.job.keep_orphans && self.stopped_by.is_none() {
+        if self.job.cfg.keep_orphans && self.stopped_by.is_none() {
             return;
         }
         // runonce is a subreaper: with no child left there is no descendant
@@ -446,15 +456,12 @@ impl Supervisor<'_> {
         if self.stopped_by.is_none() && self.forwarded.is_none() {
             self.leftovers = left.len() as u32;
         }
-        if !self.killing {
+        if !self.escalation.killing() {
             // the main process is reaped, so there is no group to signal
             // first: the walk just made is the one to use
-            self.record_sent(&[self.job.signal, libc::SIGCONT]);
-            self.signal_job(&[self.job.signal, libc::SIGCONT], Some(&left));
-            // a huge --kill-after means never
-            if let Some(at) = Instant::now().checked_add(self.job.kill_after) {
-                self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
-            }
+            let sigs = self.escalation.start(Instant::now());
+            self.record_sent(&sigs);
+            self.signal_job(&sigs, Some(&left));
         }
     }
 
@@ -473,25 +480,20 @@ impl Supervisor<'_> {
                 self.stop(Outcome::Idle, now);
             }
         }
-        if self.kill_at.is_some_and(|k| k <= now) {
-            self.kill_at = None;
-            self.killing = true;
-            self.send(libc::SIGKILL);
+        // the grace is over: SIGKILL now, and the first round from `run`
+        // right after it, so that a process forked while this one went out
+        // is not left for a whole KILL_ROUND
+        let was_killing = self.escalation.killing();
+        if self.escalation.kill_due(now) && !was_killing {
+            self.send(self.escalation.kill_signal());
         }
     }
 
     /// A timeout or idle timeout: the first signal now, SIGKILL later.
     fn stop(&mut self, why: Outcome, now: Instant) {
         self.stopped_by = Some(why);
-        if self.job.signal == libc::SIGKILL {
-            self.killing = true;
-            self.send(libc::SIGKILL);
-            return;
-        }
-        // a stopped job must be able to act on the signal
-        self.send_all(&[self.job.signal, libc::SIGCONT]);
-        // a huge --kill-after means never, not at once
-        self.kill_at = now.checked_add(self.job.kill_after);
+        let sigs = self.escalation.start(now);
+        self.send_all(&sigs);
     }
 
     /// Sends `sig` to every process of the job: the process group while
@@ -522,7 +524,7 @@ impl Supervisor<'_> {
     /// up after the process group is signalled (so that a process leaving
     /// the group meanwhile is found outside it).
     fn signal_job(&self, sigs: &[i32], members: Option<&[procs::Member]>) {
-        let group = if self.main_status.is_none() && !self.job.foreground {
+        let group = if self.main_status.is_none() && !self.job.cfg.foreground {
             for &sig in sigs {
                 let _ = sys::kill(-self.main, sig);
             }
@@ -541,7 +543,7 @@ impl Supervisor<'_> {
             return;
         }
         if self.main_status.is_none()
-            && self.job.foreground
+            && self.job.cfg.foreground
             && let Some(id) = self.main_id
         {
             id.signal_each(sigs);
@@ -568,9 +570,9 @@ impl Supervisor<'_> {
     }
 
     /// Waits for a signal, the pipes, or the next deadline (or `until`).
-    fn wait(&mut self, signals: &OwnedFd, now: Instant, until: Option<Instant>) {
+    fn wait(&mut self, signals: &Signals, now: Instant, until: Option<Instant>) {
         let passthrough = self.held.is_none();
-        let mut fds = vec![sys::pollfd(signals.as_raw_fd(), libc::POLLIN)];
+        let mut fds = vec![signals.pollfd()];
         let mut owners = vec![(usize::MAX, false)];
         let stop_source = self.job.stop_source.filter(|_| self.running_unstopped());
         if let Some(src) = stop_source {
@@ -588,15 +590,14 @@ impl Supervisor<'_> {
                 owners.push((i, true));
             }
         }
-        let mut next = [self.kill_at, self.pipe_grace, until].into_iter().flatten().min();
+        let rounds_over = self.escalation.killing() && self.no_children;
+        let escalation = self.escalation.next(now, KILL_ROUND).filter(|_| !rounds_over);
+        let mut next = [escalation, self.pipe_grace, until].into_iter().flatten().min();
         // a timeout that has fired is over: left in, its deadline (now in
         // the past) would make every poll return at once, a busy loop for
         // the whole --kill-after grace
         if self.running_unstopped() {
             next = [next, self.deadline, self.idle_deadline].into_iter().flatten().min();
-        }
-        if self.killing && !self.no_children {
-            next = Some(next.map_or(now + KILL_ROUND, |n| n.min(now + KILL_ROUND)));
         }
         let timeout = next.map(|n| n.saturating_duration_since(now));
         if sys::poll(&mut fds, timeout).is_err() {
@@ -621,8 +622,8 @@ impl Supervisor<'_> {
             let stream = &mut self.streams[owner];
             if is_write {
                 stream.write();
-            } else if stream.read(self.held.as_mut()) > 0
-                && let Some(idle) = self.job.idle_timeout
+            } else if stream.read(self.held.as_mut(), self.tail.as_mut()) > 0
+                && let Some(idle) = self.job.cfg.idle_timeout
             {
                 self.idle_deadline = Instant::now().checked_add(idle);
             }
@@ -634,16 +635,18 @@ impl Supervisor<'_> {
         self.main_status.is_none() && self.stopped_by.is_none()
     }
 
-    fn drain_signals(&mut self, signals: &OwnedFd) {
-        while let Some(got) = sys::read_signal(signals) {
-            match signals::meaning(&got) {
+    fn drain_signals(&mut self, signals: &Signals) {
+        for (meaning, got) in signals.pending() {
+            match meaning {
                 Meaning::Child | Meaning::Own => {}
                 // a continued job goes on as it was: nothing else to note
                 Meaning::Continue => self.signal_job(&[libc::SIGCONT], None),
                 // with --foreground the job shares runonce's process group:
                 // the terminal's ^C already reached it, forwarding would
                 // double it
-                Meaning::Terminate(sig) if self.job.foreground && got.code == libc::SI_KERNEL => {
+                Meaning::Terminate(sig)
+                    if self.job.cfg.foreground && got.code == libc::SI_KERNEL =>
+                {
                     self.forwarded = Some(sig);
                 }
                 Meaning::Terminate(sig) => self.forward(sig),
@@ -660,14 +663,14 @@ impl Supervisor<'_> {
             + self.held.as_ref().map_or(0, |h| h.lost);
         let main_signal = status.and_then(|s| s.signal());
         let (outcome, exit) = match (self.stopped_by, status) {
-            (Some(why), _) => (why, exit_code::TIMED_OUT),
+            (Some(why), _) => (why, Exit::TimedOut),
             (None, Some(s)) => match (s.exit_code(), s.signal()) {
-                (Some(0), _) => (Outcome::Ok, 0),
-                (Some(c), _) => (Outcome::Failed, c as u8),
-                (None, Some(sig)) => (Outcome::Signaled, exit_code::for_signal(sig)),
-                (None, None) => (Outcome::Error, exit_code::OWN_FAILURE),
+                (Some(0), _) => (Outcome::Ok, Exit::Success),
+                (Some(c), _) => (Outcome::Failed, Exit::Job(c as u8)),
+                (None, Some(sig)) => (Outcome::Signaled, Exit::Signal(sig)),
+                (None, None) => (Outcome::Error, Exit::OwnFailure),
             },
-            (None, None) => (Outcome::Error, exit_code::OWN_FAILURE),
+            (None, None) => (Outcome::Error, Exit::OwnFailure),
         };
         Ended {
             job_pid: Some(self.main),
@@ -681,6 +684,7 @@ impl Supervisor<'_> {
             main_rusage: status.map(|s| s.rusage),
             usage: self.usage,
             held: self.held,
+            tail: self.tail,
             output_lost,
             message: None,
         }
@@ -711,11 +715,11 @@ mod tests {
     fn shortages_at_spawn_are_runonces_own_failure() {
         let code = |errno| spawn_failure(&io::Error::from_raw_os_error(errno)).0;
         for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN] {
-            assert_eq!(code(errno), exit_code::OWN_FAILURE, "{errno}");
+            assert_eq!(code(errno), Exit::OwnFailure, "{errno}");
         }
-        assert_eq!(code(libc::ENOENT), exit_code::NOT_FOUND);
+        assert_eq!(code(libc::ENOENT), Exit::NotFound);
         for errno in [libc::EACCES, libc::ENOEXEC, libc::ETXTBSY, libc::E2BIG] {
-            assert_eq!(code(errno), exit_code::NOT_EXECUTABLE, "{errno}");
+            assert_eq!(code(errno), Exit::NotExecutable, "{errno}");
         }
     }
 }

@@ -1,12 +1,23 @@
 //! Thin, safe wrappers over the Linux system calls runonce needs and std does
-//! not offer.  All `unsafe` outside the fork-to-exec window lives here.
+//! not offer, on nix where nix has them.  All `unsafe` outside the
+//! fork-to-exec window lives here, where nix has nothing that fits: pidfds,
+//! wait4's resource use, real-time signals (nix's `Signal` has none, so
+//! signal sets, dispositions, kill and the signalfd stay raw), poll on raw
+//! descriptors, reads and writes on stdio, and main's argv.
 
 use std::ffi::{CStr, OsStr, OsString};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::prctl;
+use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::time::{ClockId, clock_gettime};
+use nix::unistd::pipe2;
 
 /// Turns a -1 return into the errno as an `io::Error`.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -38,14 +49,11 @@ pub unsafe fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<O
 /// machine, so a deadline written into the lock file means the same to the
 /// next runonce, and a change of the wall clock does not move it.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = MaybeUninit::<libc::timespec>::uninit();
-    // SAFETY: clock_gettime writes a timespec into the pointer we own; the
-    // monotonic clock always exists on Linux.
-    let ts = unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, ts.as_mut_ptr());
-        ts.assume_init()
-    };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+    // the monotonic clock always exists on Linux
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
+        u64::try_from(ts.tv_sec()).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(ts.tv_nsec()).unwrap_or(0)
+    })
 }
 
 /// The process's current disposition of `sig` is SIG_IGN.
@@ -159,32 +167,10 @@ pub fn pollfd(fd: RawFd, events: i16) -> libc::pollfd {
     libc::pollfd { fd, events, revents: 0 }
 }
 
-/// Sleeps for `d`, in the kernel, unless a signal that ends a wait
-/// (`signals::interruption`) arrives on the signalfd `signals` first
-/// (returned).
-pub fn sleep_unless_signalled(signals: &OwnedFd, d: Duration) -> Option<i32> {
-    let until = std::time::Instant::now().checked_add(d);
-    loop {
-        let now = std::time::Instant::now();
-        let left = until.map(|u| u.saturating_duration_since(now));
-        if left == Some(Duration::ZERO) {
-            return None;
-        }
-        let mut fds = [pollfd(signals.as_raw_fd(), libc::POLLIN)];
-        let _ = poll(&mut fds, left);
-        if fds[0].revents != 0
-            && let Some(sig) = crate::signals::interruption(signals)
-        {
-            return Some(sig);
-        }
-    }
-}
-
 /// Makes runonce a child subreaper: descendants whose parent dies are
 /// re-parented to runonce instead of init, so it can find and reap them.
 pub fn become_subreaper() -> io::Result<()> {
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes one integer argument.
-    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
+    Ok(prctl::set_child_subreaper(true)?)
 }
 
 /// kill(2); ESRCH (already gone) is not an error.
@@ -273,26 +259,16 @@ pub fn reap_any() -> io::Result<Option<Reaped>> {
 
 /// Whether this process has any child, running or a zombie.
 pub fn has_children() -> bool {
+    // WNOWAIT leaves any zombie unreaped
+    let flags =
+        WaitPidFlag::WEXITED | WaitPidFlag::WSTOPPED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
     loop {
-        // SAFETY: all-zero is a valid siginfo_t (a plain C struct).
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: a valid out-pointer; WNOWAIT leaves any zombie unreaped.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_ALL,
-                0,
-                &mut info,
-                libc::WEXITED | libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if r == 0 {
-            return true;
-        }
-        match io::Error::last_os_error().raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::ECHILD) => return false,
+        match waitid(Id::All, flags) {
+            Ok(_) => return true,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return false,
             // cannot tell: the caller then looks, as it would have anyway
-            _ => return true,
+            Err(_) => return true,
         }
     }
 }
@@ -301,23 +277,16 @@ pub fn timeval_secs(tv: libc::timeval) -> f64 {
     tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
 }
 
-/// Sets or clears O_NONBLOCK on a descriptor we alone use.
-pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
-    unsafe {
-        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
-        check(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
-    }
+/// Sets O_NONBLOCK on a descriptor we alone use.
+pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
+    fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
 }
 
 /// A pipe whose both ends are close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: both fds are fresh and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(pipe2(OFlag::O_CLOEXEC)?)
 }
 
 /// write(2) once, retrying EINTR; returns bytes written.
@@ -384,8 +353,7 @@ pub fn hold_closed_stdio() {
 }
 
 pub fn geteuid() -> u32 {
-    // SAFETY: always succeeds.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 pub fn getpid() -> i32 {
@@ -410,13 +378,6 @@ pub fn has_capability(cap: u32) -> bool {
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .is_some_and(|caps| caps & (1 << cap) != 0)
-}
-
-/// flock(LOCK_UN) on an open file description: releases the lock for every
-/// process that shares it (kept orphans inherit runonce's).
-pub fn unlock(fd: RawFd) {
-    // SAFETY: flock on a descriptor we own.
-    unsafe { libc::flock(fd, libc::LOCK_UN) };
 }
 
 #[cfg(test)]

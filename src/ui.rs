@@ -1,5 +1,5 @@
 //! runonce's own messages on stderr.  Writes never panic and never change an
-//! exit status: stderr may be closed or full (cli.md section 7).
+//! exit status: stderr may be closed or full (man page, EXIT STATUS).
 //!
 //! Warnings are also noted for the run's finish record, and with `--quiet`
 //! they are held back: they reach stderr only if the run fails (see the man
@@ -37,6 +37,17 @@ pub fn warn(msg: &str) {
         drop(n);
         say(&msg);
     }
+}
+
+/// A warning for the record that reaches stderr only if the run fails
+/// (when the held warnings are released): a problem beside the job, such
+/// as a ping that did not get through, is no reason for cron mail when
+/// the job succeeded.
+pub fn note(msg: &str) {
+    let msg = one_line(msg);
+    let mut n = noted();
+    n.all.push(msg.clone());
+    n.held.push(msg);
 }
 
 /// Writes `runonce: MSG` and a newline to stderr in one write: a line that

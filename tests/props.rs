@@ -6,8 +6,8 @@
 //!
 //! A short run is part of `cargo test`; a long one (the fuzzing run) is
 //! `PROPTEST_CASES=100000 cargo test --release --test integration props::`.
-//! There is no `--lock-url` in this build (cli.md section 10 is not
-//! implemented), so there is no lock-URL parser to test.
+//! `--lock-url`'s connection string is not among them: its parser
+//! (src/fleet/conninfo.rs) has unit tests of its own.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;

@@ -17,13 +17,13 @@ pub mod verdict;
 
 use std::path::{Path, PathBuf};
 
-use crate::exit_code::OWN_FAILURE;
+use crate::exit_code::Exit;
 use crate::ui;
 use parse::{Crontab, Kind, SystemUsers};
 use report::Checked;
 
 /// `runonce --check-crontab [FILE]... [--json]`.
-pub fn check(paths: &[PathBuf], json: bool) -> u8 {
+pub fn check(paths: &[PathBuf], json: bool) -> Exit {
     let sources = if paths.is_empty() { default_sources() } else { given(paths) };
     let checked: Vec<Checked> = sources.into_iter().map(load).collect();
     let ok = if json {
@@ -33,7 +33,7 @@ pub fn check(paths: &[PathBuf], json: bool) -> u8 {
     } else {
         crate::sys::write_all_fd(1, &report::text(&checked)).is_ok()
     };
-    if ok { report::status(&checked) } else { OWN_FAILURE }
+    if ok { report::status(&checked) } else { Exit::OwnFailure }
 }
 
 enum Source {
@@ -143,10 +143,10 @@ pub fn fix_crontab(crontab: &Crontab, prefix: Option<&str>) -> Fix {
 const REFUSED: &[u8] = b"runonce --fix-crontab failed: the crontab is left as it was\n";
 
 /// `runonce --fix-crontab FILE|-`.
-pub fn fix(path: &Path) -> u8 {
+pub fn fix(path: &Path) -> Exit {
     if path.as_os_str() == "-" {
         let status = fix_stdin();
-        if status == OWN_FAILURE {
+        if status == Exit::OwnFailure {
             let _ = crate::sys::write_all_fd(1, REFUSED);
         }
         return status;
@@ -156,20 +156,20 @@ pub fn fix(path: &Path) -> u8 {
         Ok(o) => o,
         Err(e) => {
             ui::warn(&format!("--fix-crontab: {e}"));
-            return OWN_FAILURE;
+            return Exit::OwnFailure;
         }
     };
     let kind = files::kind_of(path);
     let crontab = parse::parse(&original.content, kind, &SystemUsers);
     if !valid(&crontab, &label) {
-        return OWN_FAILURE;
+        return Exit::OwnFailure;
     }
     let prefix = files::name_prefix(path);
     let fixed = fix_crontab(&crontab, prefix.as_deref());
     report_left(&label, &fixed.left);
     if fixed.content == original.content {
         ui::print(&format!("{label}: nothing to rewrite\n"));
-        return u8::from(!fixed.left.is_empty());
+        return left_or_success(&fixed.left);
     }
     match original.replace(&fixed.content) {
         Ok(backup) => {
@@ -188,36 +188,41 @@ pub fn fix(path: &Path) -> u8 {
                     backup.display()
                 ));
             }
-            u8::from(!fixed.left.is_empty())
+            left_or_success(&fixed.left)
         }
         Err(e) => {
             ui::warn(&format!("--fix-crontab: {e}"));
-            OWN_FAILURE
+            Exit::OwnFailure
         }
     }
 }
 
-fn fix_stdin() -> u8 {
+fn fix_stdin() -> Exit {
     let content = match files::read_stdin() {
         Ok(c) => c,
         Err(e) => {
             ui::warn(&format!("--fix-crontab: {e}"));
-            return OWN_FAILURE;
+            return Exit::OwnFailure;
         }
     };
     let crontab = parse::parse(&content, Kind::User, &SystemUsers);
     if !valid(&crontab, "-") {
-        return OWN_FAILURE;
+        return Exit::OwnFailure;
     }
     let fixed = fix_crontab(&crontab, None);
     report_left("-", &fixed.left);
     if crate::sys::write_all_fd(1, &fixed.content).is_err() {
-        return OWN_FAILURE;
+        return Exit::OwnFailure;
     }
     if let Some(w) = path_warning(&crontab, fixed.first_fixed) {
         ui::warn(&format!("-: {w}"));
     }
-    u8::from(!fixed.left.is_empty())
+    left_or_success(&fixed.left)
+}
+
+/// `--fix-crontab`'s status once written: 1 if lines are left unprotected.
+fn left_or_success<T>(left: &[T]) -> Exit {
+    if left.is_empty() { Exit::Success } else { Exit::No }
 }
 
 /// Says why a file is not a crontab cron would load; false then.

@@ -3,6 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::exit_code::Exit;
+
 use super::parse::{Crontab, Item, Kind};
 use super::rewrite::Review;
 use super::schedule::describe_minutes;
@@ -91,12 +93,12 @@ impl Checked {
 
 /// Exit status of a check: 125 if a source is not a crontab, else 1 if a
 /// job line is not protected by runonce, else 0.
-pub fn status(all: &[Checked]) -> u8 {
+pub fn status(all: &[Checked]) -> Exit {
     if all.iter().any(Checked::failed) {
-        return crate::exit_code::OWN_FAILURE;
+        return Exit::OwnFailure;
     }
     let c = totals(all);
-    if c.partial + c.unprotected > 0 { 1 } else { 0 }
+    if c.partial + c.unprotected > 0 { Exit::No } else { Exit::Success }
 }
 
 fn totals(all: &[Checked]) -> Counts {
@@ -243,7 +245,7 @@ pub fn json(all: &[Checked]) -> Value {
     json!({
         "files": files,
         "counts": totals(all).json(),
-        "exit": status(all),
+        "exit": status(all).code(),
     })
 }
 

@@ -595,27 +595,27 @@ impl Drop for Lease {
 
 /// Takes the lease: starts the lease thread and waits for its answer, or
 /// for a forwarded signal (`Taken::Interrupted`).
-pub fn take(url: &str, req: Request, signals: &OwnedFd) -> super::Taken {
+pub fn take(url: &str, req: Request, signals: &crate::signals::Signals) -> super::Taken {
     use super::Taken;
+    use crate::signals::Woken;
     use std::os::fd::AsRawFd;
     let worker = match start(url.to_string(), req) {
         Ok(w) => w,
         Err(e) => return Taken::Refused(format!("cannot start the lease thread: {e}")),
     };
     loop {
-        let mut fds = [
-            sys::pollfd(signals.as_raw_fd(), libc::POLLIN),
-            sys::pollfd(worker.wake.as_raw_fd(), libc::POLLIN),
-        ];
-        let _ = sys::poll(&mut fds, None);
-        if fds[0].revents != 0
-            && let Some(sig) = crate::signals::interruption(signals)
-        {
+        match signals.wait(Some(worker.wake.as_raw_fd()), None) {
             // dropping the worker tells the thread to give up
-            return Taken::Interrupted(sig);
-        }
-        if fds[1].revents == 0 {
-            continue;
+            Ok(Woken::Signal(sig)) => return Taken::Interrupted(sig),
+            // a signal that came with the answer wins, as one that came
+            // first: the run was asked to end before its job started (man
+            // page, SIGNALS)
+            Ok(Woken::Ready) => {
+                if let Some(sig) = signals.interruption() {
+                    return Taken::Interrupted(sig);
+                }
+            }
+            Ok(Woken::Deadline) | Err(_) => continue,
         }
         let mut byte = [0u8; 1];
         let _ = sys::read_fd(worker.wake.as_raw_fd(), &mut byte);

@@ -1,6 +1,6 @@
 //! The `fleet` feature is off: `--lock-url` is refused with one line.
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::RawFd;
 
 use super::{LeaseRow, Request, Taken};
 
@@ -18,7 +18,7 @@ pub fn peek(_url: &str, _name: Option<&str>) -> Result<Vec<LeaseRow>, String> {
     Err(WHY.into())
 }
 
-pub fn take(_url: &str, _req: Request, _signals: &OwnedFd) -> Taken {
+pub fn take(_url: &str, _req: Request, _signals: &crate::signals::Signals) -> Taken {
     Taken::Refused(WHY.into())
 }
 
