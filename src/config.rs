@@ -321,4 +321,63 @@ mod tests {
         assert_eq!(argv_hash(&os(&["sh", "-c", "exit 0"])), 0xcff8_56d7);
         assert_eq!(argv_hash(&[]), 0x4fd0_bfc1);
     }
+
+    /// The Config of `runonce ARGS -- true`, as the binary parses them.
+    fn config(args: &[&str]) -> Result<Config, String> {
+        use clap::Parser;
+        let argv = ["runonce"].iter().chain(args).chain(&["--", "true"]).copied();
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        Config::from_cli(cli).map_err(|e| e.0)
+    }
+
+    fn refused(args: &[&str], option: &str) {
+        let err = config(args).err().unwrap_or_else(|| panic!("{args:?} accepted"));
+        assert!(err.starts_with(option), "{args:?}: {err}");
+    }
+
+    #[test]
+    fn options_that_need_each_other() {
+        refused(&["--retries", "1", "--retry-delay", "0"], "--retry-delay");
+        assert!(config(&["--retries", "0", "--retry-delay", "0"]).is_ok());
+        assert_eq!(config(&["--retries", "1", "--retry-delay", "1s"]).unwrap().retries, 1);
+        refused(&["--max-failures", "3", "--cooldown", "0"], "--cooldown");
+        refused(&["--cooldown", "1m"], "--cooldown");
+        refused(&["--max-failures", "3"], "--max-failures");
+        let c = config(&["--max-failures", "3", "--cooldown", "10m"]).unwrap();
+        assert_eq!(c.breaker, Some((3, Duration::from_secs(600))));
+        refused(&["--replace", "--slots", "2"], "--replace");
+        assert!(config(&["--replace", "--slots", "1"]).unwrap().replace);
+        assert_eq!(config(&["--slots", "2"]).unwrap().slots, 2);
+    }
+
+    #[test]
+    fn zero_durations_mean_no_limit() {
+        let zero = config(&["--timeout", "0", "--idle-timeout", "0", "--jitter", "0"]).unwrap();
+        assert_eq!((zero.timeout, zero.idle_timeout, zero.jitter), (None, None, None));
+        let set = config(&["--timeout", "5s", "--idle-timeout", "6s", "--jitter", "7s"]).unwrap();
+        let s = Duration::from_secs;
+        assert_eq!(
+            (set.timeout, set.idle_timeout, set.jitter),
+            (Some(s(5)), Some(s(6)), Some(s(7)))
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "fleet")]
+    fn lease_at_most_366_days() {
+        let url = ["--lock-url", "postgresql://db.example/runonce"];
+        let with = |lease: &str| config(&[url[0], url[1], "--lease", lease]);
+        assert_eq!(with("366d").unwrap().fleet.unwrap().lease, Duration::from_secs(366 * 86_400));
+        refused(&[url[0], url[1], "--lease", "367d"], "--lease");
+        assert!(with("1s").is_ok());
+        refused(&[url[0], url[1], "--lease", "999ms"], "--lease");
+    }
+
+    #[test]
+    fn dot_names_become_job() {
+        for argv in [&["."][..], &[".."], &["/x/.."], &["/x/"], &[]] {
+            let name = default_name(&os(argv));
+            assert!(name.starts_with("job-"), "{argv:?}: {name}");
+        }
+    }
 }
