@@ -104,6 +104,31 @@ fn limits_nice_and_io_idle_reach_the_job() {
 
 /// With a cgroup, --memory and --nproc also bind the whole tree: the job
 /// reads the limits of the cgroup it sits in.
+/// Limits that apply never refuse the job, with or without
+/// `--strict-limits`: the child reports failures only (and a nice(2) that
+/// returns -1, the new niceness, is no failure).
+#[test]
+fn applied_limits_never_refuse_the_job_strict_or_not() {
+    const CAP_SYS_NICE: u32 = 23;
+    if !runonce::sys::has_capability(CAP_SYS_NICE) {
+        return skip("options::applied_limits_never_refuse_the_job", "no CAP_SYS_NICE here");
+    }
+    // the increment that makes nice(2) return -1 on success
+    let own_nice = nice_of(&std::fs::read_to_string("/proc/self/stat").unwrap());
+    let nice = format!("--nice={}", -1 - own_nice);
+    for strict in [&[][..], &["--strict-limits"]] {
+        let env = Env::new();
+        let mut extra = vec!["--contain", "pgroup", "--nofile", "77", &nice, "--io-idle"];
+        extra.extend(strict);
+        let out = sh(&env, "all", &extra, &report_script(&env));
+        assert_eq!(code(&out), 0, "{strict:?}: {}", stderr(&out));
+        assert_eq!(nice_of(&read(&env, "stat")), -1, "{strict:?}");
+        assert_eq!(limit(&read(&env, "limits"), "Max open files"), ("77".into(), "77".into()));
+        assert_eq!(read(&env, "ionice").trim(), "idle", "{strict:?}");
+        assert_eq!(finish(&env, "all")["limits_unapplied"], json!([]), "{strict:?}");
+    }
+}
+
 #[test]
 fn memory_and_nproc_bind_the_job_cgroup() {
     let m = dirs::mounts();
