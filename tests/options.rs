@@ -417,6 +417,9 @@ fn unapplied_limits_are_reported_and_strict_refuses() {
     // what can be applied is no reason to refuse
     let out = as_nobody(&["--nice", "5", "--nofile", "64", "--strict-limits"], "exit 0");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // --nice 0 raises nothing
+    let out = as_nobody(&["--nice", "0", "--strict-limits"], "exit 0");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
 
 #[test]
