@@ -316,7 +316,7 @@ fn model_holder_text(h: &Holder) -> String {
 /// before 1970 or not finite), a pair with a part missing or one too many,
 /// or a line without `=`.
 fn garbled_line() -> impl Strategy<Value = String> {
-    let not_number = "(|x|1x|0x10|1.5|-|1e3| 1|1 )";
+    let not_number = "(|x|1x|0x10|1\\.5|-|1e3| 1|1 )";
     let too_big = "18446744073709551616";
     prop_oneof![
         prop_oneof![
