@@ -315,16 +315,24 @@ fn job_sees_empty_mask_and_inherited_sigpipe() {
 #[test]
 fn closed_stderr_does_not_change_the_exit_code() {
     let env = Env::new();
-    let mut cmd = env.cmd();
-    cmd.args(["--log", "stderr", "--", "sh", "-c", "exit 3"]);
-    // SAFETY: only close(2) between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::close(2);
-            Ok(())
-        });
+    // the job inherits the closed stderr, or writes into runonce's pipe
+    // (--idle-timeout): either way its status stands
+    for (name, extra) in [("direct", &[][..]), ("piped", &["--idle-timeout", "30"][..])] {
+        let mut cmd = env.cmd();
+        cmd.args(["-n", name, "--log", "stderr"]).args(extra);
+        cmd.args(["--", "sh", "-c", "echo oops >&2; exit 3"]);
+        // SAFETY: only close(2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::close(2);
+                Ok(())
+            });
+        }
+        assert_eq!(cmd.status().unwrap().code(), Some(3), "{name}");
+        let rec = &env.finishes(name)[0];
+        assert_eq!(rec["outcome"], "failed", "{rec}");
+        // (a pipe whose reader is gone: options::output_that_cannot_be_delivered_is_counted)
     }
-    assert_eq!(cmd.status().unwrap().code(), Some(3));
 }
 
 #[test]
@@ -370,13 +378,18 @@ fn holder_record_names_the_holder_and_the_lock_file_is_kept() {
     let runonce = holding.child.id();
     // the record is a file of its own beside the lock, private to runonce's user
     let record = env.lock_dir.join("h.holder");
-    let text = std::fs::read_to_string(&record).unwrap();
+    // runonce names the job once fork returns its PID, while the job may
+    // already be running (and have said it is ready)
+    let job_of = |text: &str| -> Option<i32> {
+        text.lines()
+            .find_map(|l| l.strip_prefix("job="))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    let read = || std::fs::read_to_string(&record).unwrap();
+    assert!(wait_until(SLACK, || job_of(&read()).is_some()), "job pid recorded: {}", read());
+    let text = read();
     assert!(text.contains(&format!("runonce={runonce} ")), "{text}");
-    let job: i32 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("job="))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("job pid recorded");
+    let job = job_of(&text).unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{job}/stat")).unwrap();
     let ppid: u32 =
         stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -418,9 +431,19 @@ fn nproc_without_a_pids_cgroup_is_reported_for_root() {
     assert_eq!(code(&o), 0);
     assert!(ran.exists());
     assert!(stderr(&o).contains("--nproc 10"), "{}", stderr(&o));
+    let rec = env.records().pop().unwrap();
+    assert_eq!((&rec["event"], &rec["outcome"]), (&"finish".into(), &"ok".into()), "{rec}");
+    let unapplied = rec["limits_unapplied"].as_array().unwrap();
+    assert_eq!(unapplied.len(), 1, "{rec}");
+    assert!(unapplied[0].as_str().unwrap().starts_with("--nproc 10"), "{rec}");
     std::fs::remove_file(&ran).unwrap();
     let strict = ["--contain", "pgroup", "--strict-limits", "--nproc", "10", "--"];
     let o = env.cmd().args(strict).args(["touch", ran.to_str().unwrap()]).output().unwrap();
     assert_eq!(code(&o), 125);
     assert!(!ran.exists());
+    let rec = env.records().pop().unwrap();
+    assert_eq!((&rec["outcome"], &rec["exit"]), (&"error".into(), &125.into()), "{rec}");
+    assert!(rec["message"].as_str().unwrap().contains("--strict-limits"), "{rec}");
+    let unapplied = rec["limits_unapplied"].as_array().unwrap();
+    assert!(unapplied[0].as_str().unwrap().starts_with("--nproc 10"), "{rec}");
 }

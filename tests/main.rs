@@ -12,6 +12,7 @@ mod docs;
 mod forget;
 mod limit;
 mod observe;
+mod options;
 mod peers;
 mod props;
 mod stress;

@@ -169,3 +169,80 @@ pub fn kill(pid: i32, sig: i32) {
     // SAFETY: sending a signal to a PID the test owns.
     unsafe { libc::kill(pid, sig) };
 }
+
+/// A test that cannot run here says so, never passes silently: one line
+/// `SKIP <test>: <reason>` straight to stderr (libtest captures only the
+/// print macros, so it shows without --nocapture) and appended to
+/// `target/tmp/skips.txt`, which `.ci/test` counts.
+pub fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("SKIP {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skips.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// The fields after the command name of /proc/PID/stat, as a job wrote
+/// them: index 0 is the state (field 3 of proc(5)).
+pub fn stat_fields(text: &str) -> Vec<String> {
+    text.rsplit_once(')').expect("a stat line").1.split_whitespace().map(String::from).collect()
+}
+
+/// Waits for runonce to exit, at most `limit`: a runonce that hangs (a
+/// broken kill path leaves processes it waits for) fails the test instead
+/// of hanging the suite; it is then killed, and the test's release files
+/// end what it left.
+pub fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let mut status = None;
+    wait_until(limit, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    match status {
+        Some(s) => s.code(),
+        None => {
+            kill(child.id() as i32, libc::SIGKILL);
+            let _ = child.wait();
+            panic!("runonce {} still runs after {limit:?}", child.id());
+        }
+    }
+}
+
+/// Creates its file when dropped: a test that fails still lets the
+/// processes that wait for the file go (before its temp dir goes).
+pub struct ReleaseOnDrop(pub PathBuf);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
+/// `cmd.output()`, but a runonce still running after `limit` is killed and
+/// fails the test (see `wait_exit`).
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    use std::io::Read;
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let pipes = [
+        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+    ];
+    let readers: Vec<_> = pipes
+        .into_iter()
+        .map(|p| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = p {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                buf
+            })
+        })
+        .collect();
+    wait_exit(&mut child, limit);
+    let status = child.wait().expect("wait");
+    let mut outs = readers.into_iter().map(|r| r.join().unwrap());
+    Output { status, stdout: outs.next().unwrap(), stderr: outs.next().unwrap() }
+}

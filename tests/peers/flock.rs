@@ -104,7 +104,7 @@ fn flock_timeout_waits_for_the_holder_then_runs() {
 #[test]
 fn unlock_wait_zero_is_nonblock() {
     let env = Env::new();
-    let lock = env.path("lock");
+    let lock = env.path("data.lock");
     let l = lock.to_str().unwrap();
     assert_eq!(code(&env.run(&["-l", l, "--wait=0", "--", "true"])), 0);
     let h = holder(&env, &lock, &[]);
