@@ -284,6 +284,22 @@ pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
+/// A close-on-exec copy of `fd` numbered `min` or above.
+pub fn dup_above(fd: &impl AsFd, min: RawFd) -> io::Result<OwnedFd> {
+    let new = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    // SAFETY: fcntl just made this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Reaps the child `pid`, waiting for it to exit.
+pub fn wait_pid(pid: i32) {
+    let mut status = 0;
+    // SAFETY: a valid out-pointer for the status.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1
+        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+    {}
+}
+
 /// A pipe whose both ends are close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(pipe2(OFlag::O_CLOEXEC)?)

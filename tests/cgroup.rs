@@ -39,27 +39,42 @@ fn record_says_how_the_job_was_contained_and_the_cgroup_goes() {
     };
     let env = Env::new();
     let cg = env.path("cg");
-    let o = env.run(&["-n", "cg1", "--", "sh", "-c", &dirs::cat_cgroup(&cg, "true")]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let rec = &env.finishes("cg1")[0];
-    assert_eq!(rec["contain"], contain);
-    let leaf = format!("runonce-cg1@{}", rec["runonce_pid"]);
-    let dirs = job_dirs(&cg);
     let m = mounts();
-    assert_eq!(
-        dirs.len(),
-        usize::from(m.v2.is_some()) + usize::from(m.memory.is_some()),
-        "one cgroup per hierarchy used: {dirs:?}"
-    );
-    for d in &dirs {
-        assert!(d.ends_with(&leaf), "{}", d.display());
-        assert!(!d.exists(), "{} is left behind", d.display());
+    // the v1 memory cgroup beside v2 only for --memory (joining it costs a
+    // write to cgroup.procs); without v2 it holds the tree
+    for (i, memory) in [(1, false), (2, true)] {
+        let name = format!("cg{i}");
+        let mut args = vec!["-n", &name];
+        args.extend(if memory { &["--memory", "1G"][..] } else { &[] });
+        let job = dirs::cat_cgroup(&cg, "true");
+        args.extend(["--", "sh", "-c", &job]);
+        let o = env.run(&args);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let rec = &env.finishes(&name)[0];
+        assert_eq!(rec["contain"], contain);
+        let leaf = format!("runonce-{name}@{}", rec["runonce_pid"]);
+        let dirs = job_dirs(&cg);
+        let v1_memory = m.memory.is_some() && (memory || m.v2.is_none());
+        assert_eq!(
+            dirs.len(),
+            usize::from(m.v2.is_some()) + usize::from(v1_memory),
+            "one cgroup per hierarchy used (--memory {memory}): {dirs:?}"
+        );
+        for d in &dirs {
+            assert!(d.ends_with(&leaf), "{}", d.display());
+            assert!(!d.exists(), "{} is left behind", d.display());
+        }
+        if v1_memory {
+            assert!(rec["cgroup_peak_bytes"].as_u64().is_some_and(|b| b > 0), "{rec}");
+            assert_eq!(rec["oom_kills"], 0);
+        } else {
+            assert!(rec.get("cgroup_peak_bytes").is_none(), "no memory controller: {rec}");
+        }
+        let records = env.records();
+        let start = records.iter().find(|r| r["name"] == name.as_str()).unwrap();
+        assert_eq!(start["event"], "start");
+        assert_eq!(start["contain"], contain);
     }
-    assert!(rec["cgroup_peak_bytes"].as_u64().is_some_and(|b| b > 0), "{rec}");
-    assert_eq!(rec["oom_kills"], 0);
-    let start = &env.records()[0];
-    assert_eq!(start["event"], "start");
-    assert_eq!(start["contain"], contain);
 }
 
 #[test]
