@@ -23,7 +23,7 @@ _runonce() {
 
     case "${cmd}" in
         runonce)
-            opts="-q -n -l -w -t -k -m -s -h -V --replace --foreground --keep-orphans --io-idle --strict-limits --quiet --json --retry-on-timeout --lock-url-optional --name --lock --lock-dir --busy-exit --wait --slots --timeout --kill-after --idle-timeout --memory --cpu --nofile --nproc --nice --contain --syslog-facility --syslog-socket --state-dir --metrics-dir --jitter --retries --retry-delay --retry-max-delay --max-failures --cooldown --lock-url --lease --lock-at-least --check-crontab --fix-crontab --signal --log --status --forget --help --version"
+            opts="-q -n -l -w -t -k -m -s -h -V --replace --foreground --keep-orphans --io-idle --strict-limits --quiet --json --retry-on-timeout --lock-url-optional --name --lock --lock-dir --busy-exit --wait --slots --timeout --kill-after --idle-timeout --memory --cpu --nofile --nproc --nice --contain --syslog-facility --syslog-socket --state-dir --metrics-dir --jitter --retries --retry-delay --retry-max-delay --max-failures --cooldown --lock-url --lease --lock-at-least --ping --check-crontab --fix-crontab --signal --log --status --forget --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -285,6 +285,13 @@ _runonce() {
                     return 0
                     ;;
                 --lock-at-least)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
+                --ping)
                     COMPREPLY=("${cur}")
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o nospace

@@ -54,6 +54,7 @@ set edit:completion:arg-completer[runonce] = {|@words|
             cand --lock-url 'Also take a lease in PostgreSQL, so that one host at a time runs the job (postgres://USER@HOST/DB?sslmode=..., or host=... dbname=...); keep the password in PGPASSWORD or ~/.pgpass'
             cand --lease 'Length of the lease, renewed every third of it while the job runs; a host that dies frees it after at most this long'
             cand --lock-at-least 'Keep the lease until at least DURATION after it was taken, so that a host whose clock is late does not run the same slot again'
+            cand --ping 'Ping URL (healthchecks.io): URL/start when the job starts, URL on success, URL/EXIT on failure, with the output''s last 10 KiB; never delays or fails the job.  The URL is a secret: prefer the environment variable to the command line'
             cand --check-crontab 'Check crontabs (- for stdin; default: yours through crontab -l, and for root /etc/crontab and /etc/cron.d): each job line''s protection, what it risks and its safe rewrite; exit 0 if runonce protects every job line, 1 if not, 125 if a file is not a crontab'
             cand --fix-crontab 'Rewrite FILE in place (keeping FILE.runonce-bak), or stdin to stdout for -, so that every job line runs under runonce'
             cand -s 'First signal sent on timeout, by name (TERM, SIGINT, hup) or number'

@@ -268,6 +268,20 @@ pub struct Cli {
     #[arg(long, help_heading = "Many hosts")]
     pub lock_url_optional: bool,
 
+    /// Ping URL (healthchecks.io): URL/start when the job starts, URL on
+    /// success, URL/EXIT on failure, with the output's last 10 KiB; never
+    /// delays or fails the job.  The URL is a secret: prefer the
+    /// environment variable to the command line
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RUNONCE_PING_URL",
+        hide_env_values = true,
+        value_hint = clap::ValueHint::Url,
+        help_heading = "Heartbeat pings"
+    )]
+    pub ping: Option<String>,
+
     /// Check crontabs (- for stdin; default: yours through crontab -l, and
     /// for root /etc/crontab and /etc/cron.d): each job line's protection,
     /// what it risks and its safe rewrite; exit 0 if runonce protects every
@@ -345,6 +359,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, Rejected> {
     };
     if cli.forget.is_some() && !cli.command.is_empty() {
         return Err(operand("--forget", &cli));
+    }
+    if cli.ping.as_deref() == Some("")
+        && matches.value_source("ping") == Some(clap::parser::ValueSource::EnvVariable)
+    {
+        // `RUNONCE_PING_URL=` in a crontab stops the pings of the lines
+        // after it (man page, PINGS)
+        cli.ping = None;
     }
     if let Some(files) = &mut cli.check_crontab {
         // `--check-crontab --json FILE`: clap took FILE for the command

@@ -12,6 +12,7 @@ use crate::fleet;
 use crate::limits;
 use crate::lock;
 use crate::parse::{self, LogTarget};
+use crate::ping::PingUrl;
 use crate::state;
 
 pub struct Config {
@@ -56,6 +57,8 @@ pub struct Config {
     pub breaker: Option<(u32, Duration)>,
     /// `--lock-url` and its options (man page, FLEET).
     pub fleet: Option<fleet::Options>,
+    /// `--ping` (man page, PINGS).
+    pub ping: Option<PingUrl>,
 }
 
 impl Config {
@@ -111,6 +114,7 @@ impl Config {
             )));
         }
         let fleet = fleet_options(&cli)?;
+        let ping = cli.ping.as_deref().map(PingUrl::parse).transpose().map_err(UsageError)?;
         let name = match cli.name {
             Some(n) => n,
             None => default_name(&cli.command),
@@ -177,6 +181,7 @@ impl Config {
             retry_on_timeout: cli.retry_on_timeout,
             breaker,
             fleet,
+            ping,
         })
     }
 

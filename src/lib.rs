@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod nss;
 pub mod output;
 pub mod parse;
+pub mod ping;
 pub mod procs;
 pub mod record;
 pub mod recorder;
@@ -36,6 +37,8 @@ pub mod state;
 pub mod status;
 pub mod supervise;
 pub mod sys;
+#[cfg(any(feature = "fleet", feature = "ping"))]
+pub mod tls;
 pub mod ui;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};

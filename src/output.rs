@@ -1,7 +1,8 @@
 //! The job's stdout and stderr when runonce has to sit in their path:
-//! `--idle-timeout` (pass through, noting when output last came) and
-//! `--quiet` (hold it, replay it only if the run failed).  Without either
-//! option the job writes straight to runonce's own descriptors.
+//! `--idle-timeout` (pass through, noting when output last came),
+//! `--quiet` (hold it, replay it only if the run failed) and `--ping`
+//! (pass through, keeping the last bytes for the ping).  Without these
+//! options the job writes straight to runonce's own descriptors.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, Write};
@@ -195,9 +196,9 @@ impl Stream {
         [read, write]
     }
 
-    /// Reads what the pipe has.  Returns the number of bytes read (0 at EOF,
-    /// which closes the stream).
-    pub fn read(&mut self, held: Option<&mut Held>) -> usize {
+    /// Reads what the pipe has, also into `tail` if given.  Returns the
+    /// number of bytes read (0 at EOF, which closes the stream).
+    pub fn read(&mut self, held: Option<&mut Held>, tail: Option<&mut Tail>) -> usize {
         let Some(src) = &self.src else { return 0 };
         let mut buf = [0u8; 65536];
         let cap = if held.is_some() { buf.len() } else { CHUNK };
@@ -207,6 +208,9 @@ impl Stream {
                 0
             }
             Ok(n) => {
+                if let Some(t) = tail {
+                    t.push(&buf[..n]);
+                }
                 match held {
                     Some(h) => h.push(self.dst, &buf[..n]),
                     None if self.dst_broken => self.lost += n as u64,
@@ -252,6 +256,31 @@ impl Stream {
     }
 }
 
+/// The last bytes of the job's output, stdout and stderr in the order they
+/// were read: what `--ping` sends with the finish ping.
+#[derive(Debug)]
+pub struct Tail {
+    bytes: std::collections::VecDeque<u8>,
+    max: usize,
+}
+
+impl Tail {
+    pub fn new(max: usize) -> Tail {
+        Tail { bytes: std::collections::VecDeque::with_capacity(max), max }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        let data = &data[data.len().saturating_sub(self.max)..];
+        let excess = (self.bytes.len() + data.len()).saturating_sub(self.max);
+        self.bytes.drain(..excess);
+        self.bytes.extend(data);
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +304,18 @@ mod tests {
         assert_eq!(&all[5..6], b"a");
         assert_eq!(*all.last().unwrap(), b'z');
         assert_eq!(all.len(), 4 * 5 + 2 + 2 * big.len());
+    }
+
+    #[test]
+    fn tail_keeps_the_last_bytes() {
+        let mut t = Tail::new(4);
+        t.push(b"ab");
+        t.push(b"cde");
+        assert_eq!(t.into_bytes(), b"bcde");
+        let mut t = Tail::new(4);
+        t.push(b"0123456789");
+        t.push(b"");
+        assert_eq!(t.into_bytes(), b"6789");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::limits;
 use crate::lock::{self, Lock, Tried, Waited};
 use crate::output::Held;
 use crate::parse;
+use crate::ping::Pinger;
 use crate::procs::{ProcId, Strangers};
 use crate::record::{self, Event, Outcome, Record};
 use crate::recorder::Recorder;
@@ -54,6 +55,8 @@ struct Ctx<'a> {
     lease_seen: Option<fleet::Holder>,
     /// `--lock-url-optional`: why the run goes on without the lease.
     lease_error: Option<String>,
+    /// `--ping`: the run's heartbeat pings, a sink beside the records.
+    pinger: Option<Pinger>,
 }
 
 impl Ctx<'_> {
@@ -82,6 +85,9 @@ impl Ctx<'_> {
     fn finish(&mut self, mut rec: Record) {
         if rec.duration_s.is_none() {
             rec.duration_s = Some(self.t0.elapsed().as_secs_f64());
+        }
+        for problem in self.pinger.as_mut().map(|p| p.finish(&rec)).unwrap_or_default() {
+            ui::note(&problem);
         }
         let (slot, lease) = (self.slot, self.lease_seen.clone());
         self.recorder.submit(move |s| s.finish(rec, slot, lease.as_ref()));
@@ -165,6 +171,7 @@ pub fn run(cfg: &Config, signals: &Signals) -> Exit {
         strangers: Strangers::now(),
         lease_seen: None,
         lease_error: None,
+        pinger: cfg.ping.clone().map(Pinger::new),
     };
     for note in &cfg.notes {
         ui::warn(note);
@@ -567,9 +574,15 @@ fn attempt(ctx: &mut Ctx, run: &mut Attempts) -> Result<(supervise::Ended, Recor
             rec.slot = (cfg.slots > 1).then_some(run.lock.slot);
             ctx.emit(rec);
             ctx.publish_start();
+            if let Some(p) = &mut ctx.pinger {
+                p.start();
+            }
         }
     };
     let mut ended = supervise::run(&job, run.signals, &mut on_start);
+    if let (Some(p), Some(tail)) = (&mut ctx.pinger, ended.tail.take()) {
+        p.keep_output(tail.into_bytes());
+    }
     if ended.outcome == Outcome::LostLock {
         let why = run.lease.and_then(Lease::lost).unwrap_or_default();
         ended.message = Some(lost_message(&why));

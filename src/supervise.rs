@@ -17,7 +17,8 @@ use crate::config::Config;
 use crate::escalation::Escalating;
 use crate::exit_code::Exit;
 use crate::limits;
-use crate::output::{Held, Stream};
+use crate::output::{Held, Stream, Tail};
+use crate::ping;
 use crate::procs::{self, ProcId, Strangers};
 use crate::record::Outcome;
 use crate::signals::{Inherited, Meaning, Signals};
@@ -54,6 +55,13 @@ pub struct Job<'a> {
     pub stop_source: Option<StopSource>,
 }
 
+impl Job<'_> {
+    /// How many of the output's last bytes to keep: `--ping` sends them.
+    fn tail(&self) -> Option<usize> {
+        self.cfg.ping.is_some().then_some(ping::TAIL_BYTES)
+    }
+}
+
 /// A descriptor that becomes readable when the job must be stopped (the
 /// fleet lease was lost): the job then gets `--signal`, then SIGKILL after
 /// `--kill-after`, and the run ends with `outcome` (exit 124).
@@ -79,6 +87,7 @@ pub struct Ended {
     pub main_rusage: Option<libc::rusage>,
     pub usage: Usage,
     pub held: Option<Held>,
+    pub tail: Option<Tail>,
     pub output_lost: u64,
     pub message: Option<String>,
 }
@@ -137,7 +146,7 @@ fn spawn(job: &Job) -> Result<(i32, ChildReport, Vec<Stream>), NotStarted> {
     if !job.cfg.foreground {
         cmd.process_group();
     }
-    let capture = job.cfg.quiet || job.cfg.idle_timeout.is_some();
+    let capture = job.cfg.quiet || job.cfg.idle_timeout.is_some() || job.tail().is_some();
     let streams = if capture { capture_output(&mut cmd)? } else { Vec::new() };
     let (report_r, report_w) = sys::pipe().map_err(pipe_failed)?;
     let setup = ChildSetup {
@@ -248,6 +257,7 @@ fn failed_start(t0: Instant, exit: Exit, message: String) -> Ended {
         duration: t0.elapsed(),
         main_rusage: None,
         held: None,
+        tail: None,
         output_lost: 0,
         message: Some(message),
         usage: Usage::default(),
@@ -322,6 +332,7 @@ struct Supervisor<'a> {
     leftovers: u32,
     streams: Vec<Stream>,
     held: Option<Held>,
+    tail: Option<Tail>,
     pipe_grace: Option<Instant>,
     strangers: Strangers,
     usage: Usage,
@@ -347,6 +358,7 @@ impl<'a> Supervisor<'a> {
             leftovers: 0,
             streams,
             held: job.cfg.quiet.then(Held::default),
+            tail: job.tail().map(Tail::new),
             pipe_grace: None,
             strangers,
             usage: Usage::default(),
@@ -463,8 +475,13 @@ impl<'a> Supervisor<'a> {
                 self.stop(Outcome::Idle, now);
             }
         }
-        // SIGKILL, once due, goes out from the loop in `run`, round after round
-        self.escalation.kill_due(now);
+        // the grace is over: SIGKILL now, and the first round from `run`
+        // right after it, so that a process forked while this one went out
+        // is not left for a whole KILL_ROUND
+        let was_killing = self.escalation.killing();
+        if self.escalation.kill_due(now) && !was_killing {
+            self.send(self.escalation.kill_signal());
+        }
     }
 
     /// A timeout or idle timeout: the first signal now, SIGKILL later.
@@ -600,7 +617,7 @@ impl<'a> Supervisor<'a> {
             let stream = &mut self.streams[owner];
             if is_write {
                 stream.write();
-            } else if stream.read(self.held.as_mut()) > 0
+            } else if stream.read(self.held.as_mut(), self.tail.as_mut()) > 0
                 && let Some(idle) = self.job.cfg.idle_timeout
             {
                 self.idle_deadline = Instant::now().checked_add(idle);
@@ -662,6 +679,7 @@ impl<'a> Supervisor<'a> {
             main_rusage: status.map(|s| s.rusage),
             usage: self.usage,
             held: self.held,
+            tail: self.tail,
             output_lost,
             message: None,
         }

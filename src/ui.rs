@@ -39,6 +39,17 @@ pub fn warn(msg: &str) {
     }
 }
 
+/// A warning for the record that reaches stderr only if the run fails
+/// (when the held warnings are released): a problem beside the job, such
+/// as a ping that did not get through, is no reason for cron mail when
+/// the job succeeded.
+pub fn note(msg: &str) {
+    let msg = one_line(msg);
+    let mut n = noted();
+    n.all.push(msg.clone());
+    n.held.push(msg);
+}
+
 /// Writes `runonce: MSG` and a newline to stderr in one write: a line that
 /// is not a warning (a record for the stderr sink), never held back.
 pub fn say(msg: &str) {

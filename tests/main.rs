@@ -14,6 +14,8 @@ mod limit;
 mod observe;
 mod options;
 mod peers;
+#[cfg(feature = "ping")]
+mod ping;
 mod props;
 mod stress;
 mod tree;

@@ -324,8 +324,16 @@ fn a_job_that_dropped_privileges_cannot_forge_the_holder_record() {
         c
     });
     wait_file(&vready);
-    let victim_record = fs::read_to_string(env.lock_dir.join("victim.holder")).unwrap();
-    let victim_job = runonce::holder::Holder::parse(&victim_record).unwrap().job.unwrap();
+    // runonce names the job once fork returns, while the job may already
+    // have said it is ready: wait for the record to name it
+    let victim_holder = env.lock_dir.join("victim.holder");
+    let read_victim = || {
+        let text = fs::read_to_string(&victim_holder).ok()?;
+        let job = runonce::holder::Holder::parse(&text)?.job?;
+        Some((text, job))
+    };
+    assert!(wait_until(SLACK, || read_victim().is_some()), "the victim's job recorded");
+    let (victim_record, victim_job) = read_victim().unwrap();
     // what the dropped job would write: the victim's record, as this job's
     let forged = env.path("pub/forged");
     fs::write(&forged, victim_record.replace("name=victim", "name=dropper")).unwrap();

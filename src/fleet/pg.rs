@@ -607,7 +607,14 @@ pub fn take(url: &str, req: Request, signals: &crate::signals::Signals) -> super
         match signals.wait(Some(worker.wake.as_raw_fd()), None) {
             // dropping the worker tells the thread to give up
             Ok(Woken::Signal(sig)) => return Taken::Interrupted(sig),
-            Ok(Woken::Ready) => {}
+            // a signal that came with the answer wins, as one that came
+            // first: the run was asked to end before its job started (man
+            // page, SIGNALS)
+            Ok(Woken::Ready) => {
+                if let Some(sig) = signals.interruption() {
+                    return Taken::Interrupted(sig);
+                }
+            }
             Ok(Woken::Deadline) | Err(_) => continue,
         }
         let mut byte = [0u8; 1];

@@ -18,7 +18,7 @@ use rustls::{
 use super::conninfo::{Roots, SslMode};
 
 pub fn client_config(mode: SslMode, roots: &Roots) -> Result<ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::tls::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
@@ -48,11 +48,9 @@ fn root_store(roots: &Roots) -> Result<RootCertStore, String> {
             }
         }
         Roots::System => {
-            let found = rustls_native_certs::load_native_certs();
-            store.add_parsable_certificates(found.certs);
+            store.add_parsable_certificates(crate::tls::system_roots()?);
             if store.is_empty() {
-                let why = found.errors.first().map(|e| format!(": {e}")).unwrap_or_default();
-                return Err(format!("no CA certificates in the system's store{why}"));
+                return Err("no usable CA certificate in the system's store".into());
             }
         }
     }

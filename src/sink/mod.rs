@@ -3,6 +3,8 @@
 //! file, none).  A sink that fails never fails the job: it says so once on
 //! stderr, and syslog falls back to stderr for the runs that went wrong.
 //! Adding a destination is a file here and a `LogTarget` variant.
+//! `--ping` is not one of them: it needs the job's output and must be
+//! done before the finish record is written (docs/ARCHITECTURE.md, Sinks).
 
 mod json;
 mod none;
