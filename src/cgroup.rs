@@ -29,6 +29,7 @@
 //! runonce left behind.  The inode tells that cgroup from one made later
 //! under the same name by a runonce that got the same PID.
 
+use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -552,6 +553,36 @@ impl Cgroup {
         for p in self.members() {
             p.signal(sig);
         }
+    }
+
+    /// Sends each of `sigs` to every process of the v2 cgroup, as its
+    /// `cgroup.procs` lists them (no walk over every process of the
+    /// machine): each through a pidfd whose process the kernel says is in
+    /// this very cgroup (its ID is the directory's inode), so a PID reused
+    /// since the listing is never signalled.  The PIDs signalled; None where
+    /// the kernel cannot tell a pidfd's cgroup (before 6.13) or there is no
+    /// v2 directory.
+    pub fn signal_v2_members(&self, sigs: &[i32]) -> Option<HashSet<i32>> {
+        let d = self.dirs.iter().find(|d| d.kind == Kind::V2)?;
+        let mut sent = HashSet::new();
+        for pid in pids_in(&d.path) {
+            let Ok(pidfd) = sys::pidfd_open(pid) else {
+                continue;
+            };
+            match sys::pidfd_cgroup_id(&pidfd) {
+                Ok(id) if id == d.ino => {
+                    for &sig in sigs {
+                        let _ = sys::pidfd_send_signal(&pidfd, sig);
+                    }
+                    sent.insert(pid);
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => {
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        Some(sent)
     }
 
     /// The live processes in the cgroup, in any of its hierarchies.
@@ -1168,6 +1199,59 @@ mod tests {
         assert!(busy.exists(), "another job's");
         assert!(live.exists(), "its PID lives");
         assert!(full.exists(), "a cgroup with members is never removed");
+    }
+
+    /// On the machine's own cgroup v2 (root): the members listed in
+    /// cgroup.procs are signalled, each only once the kernel confirms its
+    /// pidfd's cgroup is this one; a process outside is left alone.
+    #[test]
+    fn v2_members_are_signalled_from_the_list() {
+        let want = Want { job: "sigtest", runonce_pid: sys::getpid(), memory: None, nproc: None };
+        let Made::Cgroup(cg) = create(&Fs::discover(), &want) else {
+            eprintln!("SKIP cgroup::v2_members_are_signalled_from_the_list: no cgroup to make");
+            return;
+        };
+        let Some(dir) = cg.v2_dir() else {
+            eprintln!("SKIP cgroup::v2_members_are_signalled_from_the_list: no cgroup v2");
+            return;
+        };
+        let sleep = crate::spawn::Command::new(&["sleep".into(), "60".into()], &[]).unwrap();
+        // SAFETY: the closures do nothing.
+        let inside = unsafe { sleep.spawn(Some(dir), &|_| Ok(())) }.unwrap();
+        // SAFETY: as above.
+        let outside = unsafe { sleep.spawn(None, &|_| Ok(())) }.unwrap();
+        assert!(inside.placed);
+        let ino = cg.dirs[0].ino;
+        let pidfd = sys::pidfd_open(inside.pid).unwrap();
+        match sys::pidfd_cgroup_id(&pidfd) {
+            Ok(id) => assert_eq!(id, ino, "a cgroup's ID is its directory's inode"),
+            Err(e) => {
+                eprintln!("SKIP cgroup::v2_members_are_signalled_from_the_list: {e}");
+                sys::kill(inside.pid, libc::SIGKILL).unwrap();
+                sys::kill(outside.pid, libc::SIGKILL).unwrap();
+                sys::wait_pid(inside.pid);
+                sys::wait_pid(outside.pid);
+                cg.remove().unwrap();
+                return;
+            }
+        }
+        let sent = cg.signal_v2_members(&[libc::SIGTERM]).unwrap();
+        assert_eq!(sent, HashSet::from([inside.pid]));
+        let status = |pid| {
+            let mut status = 0;
+            // SAFETY: a valid out-pointer; the pid is this test's child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            status
+        };
+        assert_eq!(libc::WTERMSIG(status(inside.pid)), libc::SIGTERM);
+        let untouched = stat_state(outside.pid);
+        sys::kill(outside.pid, libc::SIGKILL).unwrap();
+        assert_eq!(libc::WTERMSIG(status(outside.pid)), libc::SIGKILL, "{untouched:?}");
+        cg.remove().unwrap();
+    }
+
+    fn stat_state(pid: i32) -> Option<u8> {
+        procs::stat(pid).map(|s| s.state)
     }
 
     #[test]

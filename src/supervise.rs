@@ -543,6 +543,9 @@ impl<'a> Supervisor<'a> {
         {
             id.signal_each(sigs);
         }
+        // the cgroup's members at once from its list; the walk below then
+        // only looks for processes that left the cgroup
+        let listed = self.job.cgroup.and_then(|cg| cg.signal_v2_members(sigs)).unwrap_or_default();
         let walked;
         let members = match members {
             Some(m) => m,
@@ -552,7 +555,7 @@ impl<'a> Supervisor<'a> {
             }
         };
         for p in members {
-            if group != Some(p.pgrp) {
+            if group != Some(p.pgrp) && !listed.contains(&p.id.pid) {
                 p.id.signal_each(sigs);
             }
         }

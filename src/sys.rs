@@ -214,6 +214,31 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The cgroup v2 ID (the inode of its directory) of the process a pidfd
+/// names: PIDFD_GET_INFO, Linux 6.13.  Err(ESRCH) once it is reaped,
+/// Err(ENOTTY or EINVAL) where the kernel has no such request.
+pub fn pidfd_cgroup_id(pidfd: &OwnedFd) -> io::Result<u64> {
+    /// `struct pidfd_info` as of Linux 6.13 (PIDFD_INFO_SIZE_VER0).
+    #[repr(C)]
+    #[derive(Default)]
+    struct PidfdInfo {
+        mask: u64,
+        cgroupid: u64,
+        ids: [u32; 11],
+        spare: u32,
+    }
+    const PIDFD_INFO_CGROUPID: u64 = 1 << 2;
+    // _IOWR(PIDFS_IOCTL_MAGIC 0xFF, 11, struct pidfd_info of 64 bytes)
+    const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
+    let mut info = PidfdInfo { mask: PIDFD_INFO_CGROUPID, ..PidfdInfo::default() };
+    // SAFETY: the request's size is that of `info`, which the kernel fills.
+    check(unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO, &mut info) })?;
+    if info.mask & PIDFD_INFO_CGROUPID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOTTY));
+    }
+    Ok(info.cgroupid)
+}
+
 /// How a reaped child ended, and what it used.
 #[derive(Clone, Copy, Debug)]
 pub struct Reaped {
