@@ -104,8 +104,8 @@ pub struct Fs {
 impl Fs {
     /// This machine's cgroup mounts and runonce's place in them.
     pub fn discover() -> Fs {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mountinfo = sys::read_small("/proc/self/mountinfo").unwrap_or_default();
+        let own = sys::read_small("/proc/self/cgroup").unwrap_or_default();
         Fs::parse(&mountinfo, &own, sys::geteuid() == 0)
     }
 

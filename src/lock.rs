@@ -590,7 +590,7 @@ pub struct HeldLocks(Option<HashSet<String>>);
 
 impl HeldLocks {
     pub fn read() -> HeldLocks {
-        HeldLocks(fs::read_to_string("/proc/locks").ok().map(|t| flocked_in(&t)))
+        HeldLocks(sys::read_small("/proc/locks").ok().map(|t| flocked_in(&t)))
     }
 
     /// Whether the lock file at `path` was held when the list was read.

@@ -409,20 +409,88 @@ pub fn getrlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
     (rl.rlim_cur, rl.rlim_max)
 }
 
-/// The effective capability set has `cap` (read from /proc, no libcap).
+/// The effective capability set has `cap`: capget(2), one system call
+/// (no libcap; /proc/self/status would be an open and a dozen reads).
 pub fn has_capability(cap: u32) -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << cap) != 0)
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522; // 64-bit sets, two Data
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a version 3 header and the two Data it asks for.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    let Some(word) = data.get((cap / 32) as usize) else {
+        return false;
+    };
+    ret == 0 && word.effective & (1 << (cap % 32)) != 0
+}
+
+/// Fills `buf` from the kernel's random generator (getrandom(2): no file
+/// to open, unlike the getrandom crate's fallback in a static binary).
+pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: the kernel writes at most `rest.len()` bytes into `rest`.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return Err(io::Error::last_os_error()),
+        }
+    }
+    Ok(())
+}
+
+/// A small file of /proc or /sys, whole: read in 4 KiB blocks (std's
+/// `read_to_string` probes a file that says it is empty 32 bytes at a time).
+pub fn read_small(path: &str) -> io::Result<String> {
+    let file = std::fs::File::open(path)?;
+    let mut text = Vec::new();
+    let mut block = [0u8; 4096];
+    loop {
+        match read_fd(file.as_raw_fd(), &mut block)? {
+            0 => break,
+            n => text.extend_from_slice(&block[..n]),
+        }
+    }
+    String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]
 mod tests {
+    /// capget agrees with the kernel's own CapEff line, bit for bit.
+    #[test]
+    fn capabilities_as_proc_says() {
+        let status = super::read_small("/proc/self/status").unwrap();
+        let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap();
+        let eff = u64::from_str_radix(eff.trim(), 16).unwrap();
+        assert_ne!(eff, 0, "the tests run as root");
+        for cap in 0..64 {
+            assert_eq!(super::has_capability(cap), eff & (1 << cap) != 0, "capability {cap}");
+        }
+    }
+
+    #[test]
+    fn random_bytes_differ() {
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        super::fill_random(&mut a).unwrap();
+        super::fill_random(&mut b).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32]);
+    }
+
     use super::*;
 
     #[test]
