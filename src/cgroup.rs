@@ -561,15 +561,21 @@ impl Cgroup {
     /// this very cgroup (its ID is the directory's inode), so a PID reused
     /// since the listing is never signalled.  The PIDs signalled; None where
     /// the kernel cannot tell a pidfd's cgroup (before 6.13) or there is no
-    /// v2 directory.
-    pub fn signal_v2_members(&self, sigs: &[i32]) -> Option<HashSet<i32>> {
+    /// v2 directory.  Members of process group `signalled` are left out:
+    /// a kill of the group gave them the signals, and a second copy of a
+    /// queued (real-time) signal would be a second signal.
+    pub fn signal_v2_members(&self, sigs: &[i32], signalled: Option<i32>) -> Option<HashSet<i32>> {
         let d = self.dirs.iter().find(|d| d.kind == Kind::V2)?;
         let mut sent = HashSet::new();
         for pid in pids_in(&d.path) {
             let Ok(pidfd) = sys::pidfd_open(pid) else {
                 continue;
             };
+            // asked before the pidfd's check below: if that finds the
+            // process alive, the PID was still its own here
+            let group = sys::getpgid(pid);
             match sys::pidfd_cgroup_id(&pidfd) {
+                Ok(_) if group.is_none() || group == signalled => {}
                 Ok(id) if id == d.ino => {
                     for &sig in sigs {
                         let _ = sys::pidfd_send_signal(&pidfd, sig);
@@ -1235,7 +1241,7 @@ mod tests {
                 return;
             }
         }
-        let sent = cg.signal_v2_members(&[libc::SIGTERM]).unwrap();
+        let sent = cg.signal_v2_members(&[libc::SIGTERM], None).unwrap();
         assert_eq!(sent, HashSet::from([inside.pid]));
         let status = |pid| {
             let mut status = 0;

@@ -545,7 +545,8 @@ impl<'a> Supervisor<'a> {
         }
         // the cgroup's members at once from its list; the walk below then
         // only looks for processes that left the cgroup
-        let listed = self.job.cgroup.and_then(|cg| cg.signal_v2_members(sigs)).unwrap_or_default();
+        let listed =
+            self.job.cgroup.and_then(|cg| cg.signal_v2_members(sigs, group)).unwrap_or_default();
         let walked;
         let members = match members {
             Some(m) => m,

@@ -182,6 +182,13 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     }
 }
 
+/// The process group of `pid`; None if there is no such process.
+pub fn getpgid(pid: i32) -> Option<i32> {
+    // SAFETY: getpgid only reads the kernel's process table.
+    let pgid = unsafe { libc::getpgid(pid) };
+    (pgid >= 0).then_some(pgid)
+}
+
 /// A pidfd: a handle that keeps naming one process even if its PID is reused.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open(pid, flags) returns a new fd or -1.

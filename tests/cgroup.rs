@@ -273,3 +273,39 @@ fn without_permission_pgroup_or_refusal() {
     assert!(stderr(&o).contains("--contain cgroup"), "{}", stderr(&o));
     assert!(!ran.exists(), "the job ran without its cgroup");
 }
+
+/// A relayed signal reaches each process of the job once, though the job
+/// is both a process group (killed as one) and a cgroup (whose members are
+/// signalled from its list): a real-time signal queues, so a second copy
+/// would be a second signal.  The job counts SIGRTMIN until SIGRTMIN+1,
+/// which runonce relays after it and which is dequeued after every
+/// SIGRTMIN already queued; its count is its exit status.
+#[test]
+fn a_relayed_signal_reaches_the_job_once() {
+    let Some(contain) = cgroups("a_relayed_signal_reaches_the_job_once", false) else {
+        return;
+    };
+    let env = Env::new();
+    let ready = env.path("ready");
+    let job = format!(
+        "import signal\n\
+         rt, stop = signal.SIGRTMIN, signal.SIGRTMIN + 1\n\
+         signal.pthread_sigmask(signal.SIG_BLOCK, [rt, stop])\n\
+         open({ready:?}, 'w').close()\n\
+         n = 0\n\
+         while signal.sigwaitinfo([rt, stop]).si_signo == rt:\n    n += 1\n\
+         raise SystemExit(n)\n",
+        ready = ready.display().to_string()
+    );
+    let mut child =
+        env.cmd().args(["-n", "rt", "--", "python3", "-c", &job]).spawn().expect("runonce");
+    wait_file(&ready);
+    let rt = libc::SIGRTMIN();
+    for sig in [rt, rt + 1] {
+        // SAFETY: kill(2) to our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "SIGRTMIN reached the job this many times");
+    assert_eq!(env.finishes("rt")[0]["contain"], contain);
+}
