@@ -6,7 +6,7 @@ use std::time::Duration;
 /// A uniformly random duration in [0, max), from the kernel's generator.
 pub fn random_below(max: Duration) -> Duration {
     let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
+    if crate::sys::fill_random(&mut bytes).is_err() {
         return Duration::ZERO;
     }
     let unit = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;

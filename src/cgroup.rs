@@ -29,9 +29,11 @@
 //! runonce left behind.  The inode tells that cgroup from one made later
 //! under the same name by a runonce that got the same PID.
 
+use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -102,8 +104,8 @@ pub struct Fs {
 impl Fs {
     /// This machine's cgroup mounts and runonce's place in them.
     pub fn discover() -> Fs {
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mountinfo = sys::read_small("/proc/self/mountinfo").unwrap_or_default();
+        let own = sys::read_small("/proc/self/cgroup").unwrap_or_default();
         Fs::parse(&mountinfo, &own, sys::geteuid() == 0)
     }
 
@@ -289,18 +291,21 @@ pub struct Usage {
     pub pids_hit: bool,
 }
 
-/// The job's cgroup: a directory in each hierarchy used, and the open
-/// `cgroup.procs` files the child writes itself into before exec.
+/// The job's cgroup: a directory in each hierarchy used, the open
+/// `cgroup.procs` files the child writes itself into before exec, and the
+/// v2 directory itself, open, to start the child in (`spawn`).
 pub struct Cgroup {
     fs: Box<Fs>,
     dirs: Vec<Dir>,
-    procs: Vec<OwnedFd>,
+    procs: Vec<(Kind, OwnedFd)>,
+    v2_dir: Option<OwnedFd>,
 }
 
 /// Creates the run's cgroup.  Half-made cgroups are removed before a
 /// failure is returned.
 pub fn create(fs: &Fs, want: &Want) -> Made {
-    let mut cg = Cgroup { fs: Box::new(fs.clone()), dirs: Vec::new(), procs: Vec::new() };
+    let mut cg =
+        Cgroup { fs: Box::new(fs.clone()), dirs: Vec::new(), procs: Vec::new(), v2_dir: None };
     match cg.build(want) {
         Ok(()) if cg.dirs.is_empty() => Made::Unavailable,
         Ok(()) => Made::Cgroup(cg),
@@ -319,7 +324,11 @@ impl Cgroup {
             self.make_v2(h, &leaf, want)?;
         }
         let v2 = self.dirs.iter().find(|d| d.kind == Kind::V2).cloned();
+        // joining costs a write to cgroup.procs (~13 ms, bench/RESULTS.md),
+        // which the v2 cgroup avoids (`spawn`): beside v2, v1 memory only
+        // for --memory
         if let Some(h) = &fs.memory
+            && (want.memory.is_some() || v2.is_none())
             && !v2.as_ref().is_some_and(|d| d.memory)
         {
             self.make_v1(Kind::Memory, h, &leaf, want)?;
@@ -425,9 +434,18 @@ impl Cgroup {
             Err(e) if denied(&e) => return Ok(None),
             Err(e) => return Err(failed(path, &e)),
         }
-        // registered at once, so that a later failure removes it
-        let ino = fs::symlink_metadata(path).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        // registered at once, so that a later failure removes it; the
+        // inode of the directory held open, to start the child in on v2
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| failed(path, &e))?;
+        let ino = dir.metadata().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
         let ino = ino.map_err(|e| failed(path, &e))?;
+        if kind == Kind::V2 {
+            self.v2_dir = Some(dir.into());
+        }
         self.dirs.push(Dir {
             kind,
             path: path.to_path_buf(),
@@ -438,7 +456,7 @@ impl Cgroup {
         });
         let procs = path.join("cgroup.procs");
         let file = OpenOptions::new().write(true).open(&procs).map_err(|e| failed(&procs, &e))?;
-        self.procs.push(file.into());
+        self.procs.push((kind, file.into()));
         Ok(Some(path.to_path_buf()))
     }
 
@@ -474,9 +492,18 @@ impl Cgroup {
         self.dirs.iter().map(|d| (d.ino, d.path.to_string_lossy().into_owned())).collect()
     }
 
-    /// The `cgroup.procs` files the child writes "0" into before exec.
-    pub fn join_fds(&self) -> Vec<RawFd> {
-        self.procs.iter().map(AsRawFd::as_raw_fd).collect()
+    /// The `cgroup.procs` files the child writes "0" into before exec:
+    /// all of them after a fork, all but the v2 one when the child was
+    /// made in the v2 cgroup (`placed`, `spawn`).
+    pub fn join_fds(&self, placed: bool) -> Vec<RawFd> {
+        let skip = |k: &Kind| placed && *k == Kind::V2;
+        self.procs.iter().filter(|(k, _)| !skip(k)).map(|(_, fd)| fd.as_raw_fd()).collect()
+    }
+
+    /// The v2 directory to make the child in (clone3's
+    /// `CLONE_INTO_CGROUP`), if the cgroup has one.
+    pub fn v2_dir(&self) -> Option<BorrowedFd<'_>> {
+        self.v2_dir.as_ref().map(AsFd::as_fd)
     }
 
     /// SIGKILL to every process of the tree at once: `cgroup.kill`, or
@@ -526,6 +553,42 @@ impl Cgroup {
         for p in self.members() {
             p.signal(sig);
         }
+    }
+
+    /// Sends each of `sigs` to every process of the v2 cgroup, as its
+    /// `cgroup.procs` lists them (no walk over every process of the
+    /// machine): each through a pidfd whose process the kernel says is in
+    /// this very cgroup (its ID is the directory's inode), so a PID reused
+    /// since the listing is never signalled.  The PIDs signalled; None where
+    /// the kernel cannot tell a pidfd's cgroup (before 6.13) or there is no
+    /// v2 directory.  Members of process group `signalled` are left out:
+    /// a kill of the group gave them the signals, and a second copy of a
+    /// queued (real-time) signal would be a second signal.
+    pub fn signal_v2_members(&self, sigs: &[i32], signalled: Option<i32>) -> Option<HashSet<i32>> {
+        let d = self.dirs.iter().find(|d| d.kind == Kind::V2)?;
+        let mut sent = HashSet::new();
+        for pid in pids_in(&d.path) {
+            let Ok(pidfd) = sys::pidfd_open(pid) else {
+                continue;
+            };
+            // asked before the pidfd's check below: if that finds the
+            // process alive, the PID was still its own here
+            let group = sys::getpgid(pid);
+            match sys::pidfd_cgroup_id(&pidfd) {
+                Ok(_) if group.is_none() || group == signalled => {}
+                Ok(id) if id == d.ino => {
+                    for &sig in sigs {
+                        let _ = sys::pidfd_send_signal(&pidfd, sig);
+                    }
+                    sent.insert(pid);
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTTY | libc::EINVAL)) => {
+                    return None;
+                }
+                _ => {}
+            }
+        }
+        Some(sent)
     }
 
     /// The live processes in the cgroup, in any of its hierarchies.
@@ -607,6 +670,7 @@ impl Cgroup {
     pub fn remove(mut self) -> Result<(), String> {
         let mut errors = Vec::new();
         self.procs.clear();
+        self.v2_dir = None;
         while let Some(d) = self.dirs.pop() {
             if let Err(e) = self.remove_dir(&d.path) {
                 errors.push(format!("cannot remove cgroup {}: {e}", d.path.display()));
@@ -664,7 +728,12 @@ impl Cgroup {
                 })
             })
             .collect();
-        (!dirs.is_empty()).then(|| Cgroup { fs: Box::new(fs.clone()), dirs, procs: Vec::new() })
+        (!dirs.is_empty()).then(|| Cgroup {
+            fs: Box::new(fs.clone()),
+            dirs,
+            procs: Vec::new(),
+            v2_dir: None,
+        })
     }
 
     /// Waits until no process is left in the cgroup; false after `limit`.
@@ -874,7 +943,9 @@ mod tests {
         assert!(cg.limits_pids());
         assert_eq!(cg.paths(), [leaf.to_string_lossy()]);
         // the child's "0" goes into the leaf's cgroup.procs
-        let fds = cg.join_fds();
+        assert!(cg.v2_dir().is_some(), "the child can be made in the leaf");
+        assert!(cg.join_fds(true).is_empty(), "a child made there has nothing to join");
+        let fds = cg.join_fds(false);
         assert_eq!(fds.len(), 1);
         sys::write_all_fd(fds[0], b"0").unwrap();
         assert_eq!(read(&leaf.join("cgroup.procs")), "0");
@@ -930,7 +1001,8 @@ mod tests {
         assert_eq!(read(&pids.join("pids.max")), "100");
         assert!(!t.path().join("freezer/cron").join(leaf).exists(), "v2 kills: no freezer");
         assert_eq!(cg.paths().len(), 3);
-        assert_eq!(cg.join_fds().len(), 3);
+        assert_eq!(cg.join_fds(false).len(), 3);
+        assert_eq!(cg.join_fds(true).len(), 2, "made in v2, the child joins v1 memory and pids");
         assert_eq!(cg.contain(), "cgroup2");
         let want =
             Usage { peak_bytes: Some(777), oom_kills: Some(3), memory_hit: true, pids_hit: false };
@@ -939,6 +1011,25 @@ mod tests {
         assert_eq!(read(&v2.join("cgroup.kill")), "1");
         cg.remove().unwrap();
         assert!(!v2.exists() && !mem.exists() && !pids.exists());
+    }
+
+    /// Without --memory or --nproc a hybrid host's v1 controllers are not
+    /// used: joining one costs a write to cgroup.procs, v2 alone holds
+    /// the tree, and the child is made in it.
+    #[test]
+    fn hybrid_without_limits_is_v2_alone() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &["memory", "pids", "freezer"], true);
+        let cg = made(&fs, &want(None, None));
+        let leaf = "runonce-backup@4242";
+        assert_eq!(cg.paths(), [t.path().join("unified/runonce").join(leaf).to_string_lossy()]);
+        for v1 in ["memory", "pids", "freezer"] {
+            assert!(!t.path().join(v1).join("cron").join(leaf).exists(), "{v1} made");
+        }
+        assert!(cg.v2_dir().is_some());
+        assert!(cg.join_fds(true).is_empty());
+        assert_eq!(cg.usage(), Usage::default(), "no memory controller counted the tree");
+        cg.remove().unwrap();
     }
 
     /// Reclaim at the limit is no harm; an OOM is.  v1 kernels without an
@@ -1114,6 +1205,59 @@ mod tests {
         assert!(busy.exists(), "another job's");
         assert!(live.exists(), "its PID lives");
         assert!(full.exists(), "a cgroup with members is never removed");
+    }
+
+    /// On the machine's own cgroup v2 (root): the members listed in
+    /// cgroup.procs are signalled, each only once the kernel confirms its
+    /// pidfd's cgroup is this one; a process outside is left alone.
+    #[test]
+    fn v2_members_are_signalled_from_the_list() {
+        let want = Want { job: "sigtest", runonce_pid: sys::getpid(), memory: None, nproc: None };
+        let Made::Cgroup(cg) = create(&Fs::discover(), &want) else {
+            eprintln!("SKIP cgroup::v2_members_are_signalled_from_the_list: no cgroup to make");
+            return;
+        };
+        let Some(dir) = cg.v2_dir() else {
+            eprintln!("SKIP cgroup::v2_members_are_signalled_from_the_list: no cgroup v2");
+            return;
+        };
+        let sleep = crate::spawn::Command::new(&["sleep".into(), "60".into()], &[]).unwrap();
+        // SAFETY: the closures do nothing.
+        let inside = unsafe { sleep.spawn(Some(dir), &|_| Ok(())) }.unwrap();
+        // SAFETY: as above.
+        let outside = unsafe { sleep.spawn(None, &|_| Ok(())) }.unwrap();
+        assert!(inside.placed);
+        let ino = cg.dirs[0].ino;
+        let pidfd = sys::pidfd_open(inside.pid).unwrap();
+        match sys::pidfd_cgroup_id(&pidfd) {
+            Ok(id) => assert_eq!(id, ino, "a cgroup's ID is its directory's inode"),
+            Err(e) => {
+                eprintln!("SKIP cgroup::v2_members_are_signalled_from_the_list: {e}");
+                sys::kill(inside.pid, libc::SIGKILL).unwrap();
+                sys::kill(outside.pid, libc::SIGKILL).unwrap();
+                sys::wait_pid(inside.pid);
+                sys::wait_pid(outside.pid);
+                cg.remove().unwrap();
+                return;
+            }
+        }
+        let sent = cg.signal_v2_members(&[libc::SIGTERM], None).unwrap();
+        assert_eq!(sent, HashSet::from([inside.pid]));
+        let status = |pid| {
+            let mut status = 0;
+            // SAFETY: a valid out-pointer; the pid is this test's child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            status
+        };
+        assert_eq!(libc::WTERMSIG(status(inside.pid)), libc::SIGTERM);
+        let untouched = stat_state(outside.pid);
+        sys::kill(outside.pid, libc::SIGKILL).unwrap();
+        assert_eq!(libc::WTERMSIG(status(outside.pid)), libc::SIGKILL, "{untouched:?}");
+        cg.remove().unwrap();
+    }
+
+    fn stat_state(pid: i32) -> Option<u8> {
+        procs::stat(pid).map(|s| s.state)
     }
 
     #[test]

@@ -173,7 +173,7 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 /// A name nobody can guess: 64 bits from the kernel's generator.
 pub fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
+    if sys::fill_random(&mut bytes).is_err() {
         // no entropy source: still unique among our own processes
         return sys::monotonic_ns() ^ (u64::from(std::process::id()) << 40);
     }

@@ -32,6 +32,7 @@ pub mod recorder;
 pub mod run;
 pub mod signals;
 pub mod sink;
+pub mod spawn;
 pub mod state;
 pub mod status;
 pub mod supervise;

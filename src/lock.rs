@@ -11,6 +11,7 @@
 //! to a random number it records: a process is proven to hold *this* lock
 //! when /proc/PID/fdinfo shows the lock with that position.
 
+use std::collections::HashSet;
 use std::fs::{self, File, TryLockError};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -579,19 +580,35 @@ pub fn enforcer(site: &Site, signals: &Signals) -> Result<Result<File, i32>, Unu
 /// /proc/locks so that looking never takes the lock (a `--status` must not
 /// make a cron run skip).
 pub fn is_held(path: &Path) -> bool {
-    let Some((dev, ino)) = file_id(path) else {
-        return false;
-    };
-    match fs::read_to_string("/proc/locks") {
-        Ok(locks) => lockers_in(&locks, dev, ino).is_some(),
-        // no /proc/locks: a shared try-lock is the next best test
-        Err(_) => File::open(path).is_ok_and(|f| match f.try_lock_shared() {
-            Ok(()) => {
-                let _ = f.unlock();
-                false
-            }
-            Err(_) => true,
-        }),
+    HeldLocks::read().holds(path)
+}
+
+/// The files flocked on the machine, as one read of /proc/locks listed
+/// them: a `--status` over many jobs reads it once, not once a job (each
+/// read walks every lock on the machine, serialised with every flock).
+pub struct HeldLocks(Option<HashSet<String>>);
+
+impl HeldLocks {
+    pub fn read() -> HeldLocks {
+        HeldLocks(sys::read_small("/proc/locks").ok().map(|t| flocked_in(&t)))
+    }
+
+    /// Whether the lock file at `path` was held when the list was read.
+    pub fn holds(&self, path: &Path) -> bool {
+        let Some((dev, ino)) = file_id(path) else {
+            return false;
+        };
+        match &self.0 {
+            Some(held) => held.contains(&lock_id(dev, ino)),
+            // no /proc/locks: a shared try-lock is the next best test
+            None => File::open(path).is_ok_and(|f| match f.try_lock_shared() {
+                Ok(()) => {
+                    let _ = f.unlock();
+                    false
+                }
+                Err(_) => true,
+            }),
+        }
     }
 }
 
@@ -619,13 +636,26 @@ pub fn lockers(dev: u64, ino: u64) -> Option<Vec<i32>> {
     lockers_in(&fs::read_to_string("/proc/locks").ok()?, dev, ino)
 }
 
+/// How /proc/locks names a file: `MAJOR:MINOR:INODE`, the numbers of the
+/// device in hexadecimal.
+fn lock_id(dev: u64, ino: u64) -> String {
+    format!("{:02x}:{:02x}:{ino}", libc::major(dev), libc::minor(dev))
+}
+
+/// The flocks granted (not the waiters, `->`) in a /proc/locks text.
+fn flocks(locks: &str) -> impl Iterator<Item = &str> {
+    locks.lines().filter(|l| l.contains("FLOCK") && !l.contains("->"))
+}
+
+/// The files flocked in a /proc/locks text (`1: FLOCK ADVISORY WRITE PID
+/// ID START END`).
+fn flocked_in(locks: &str) -> HashSet<String> {
+    flocks(locks).filter_map(|l| l.split_whitespace().nth(5)).map(str::to_string).collect()
+}
+
 fn lockers_in(locks: &str, dev: u64, ino: u64) -> Option<Vec<i32>> {
-    let major = libc::major(dev);
-    let minor = libc::minor(dev);
-    let want = format!("{major:02x}:{minor:02x}:{ino}");
-    let pids: Vec<i32> = locks
-        .lines()
-        .filter(|l| l.contains("FLOCK") && !l.contains("->"))
+    let want = lock_id(dev, ino);
+    let pids: Vec<i32> = flocks(locks)
         .filter_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
             let at = words.iter().position(|&w| w == want)?;
@@ -693,6 +723,13 @@ mod tests {
         assert_eq!(lockers_in(l, dev, 123), None);
         let blocked = "1: -> FLOCK  ADVISORY  WRITE 4243 fd:01:1234 0 EOF\n";
         assert_eq!(lockers_in(blocked, dev, 1234), None);
+        let all = format!(
+            "{l}{blocked}2: FLOCK  ADVISORY  WRITE 9 fd:01:77 0 EOF\n\
+                           3: POSIX  ADVISORY  WRITE 9 fd:01:88 0 EOF\n"
+        );
+        let held = flocked_in(&all);
+        assert!(held.contains(&lock_id(dev, 1234)) && held.contains(&lock_id(dev, 77)));
+        assert_eq!(held.len(), 2, "waiters and POSIX locks are no flock held: {held:?}");
     }
 
     #[test]

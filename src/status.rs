@@ -119,13 +119,13 @@ fn lock_names(dir: &Path) -> Vec<String> {
 /// Whether a lock is held is read from /proc/locks; who holds it from the
 /// holder record, shown only if it is ours to trust (a user other than
 /// root cannot read root's: PIDs then show as unknown).
-fn running_slots(site: &Site) -> Vec<Running> {
+fn running_slots(site: &Site, held: &lock::HeldLocks) -> Vec<Running> {
     let mut out = Vec::new();
     for slot in 0.. {
         let Some(path) = site.lock_path(slot).filter(|p| p.exists()) else {
             break;
         };
-        if !lock::is_held(&path) {
+        if !held.holds(&path) {
             continue;
         }
         let h = crate::holder::record(site, slot);
@@ -195,6 +195,7 @@ pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
         Some(n) => [n.to_string()].into(),
         None => names(dirs),
     };
+    let held = lock::HeldLocks::read();
     names
         .into_iter()
         .filter_map(|n| {
@@ -206,7 +207,7 @@ pub fn collect(dirs: &Dirs, name: Option<&str>) -> Vec<JobStatus> {
             if last.is_none() && !site.base.exists() {
                 return None;
             }
-            let running = running_slots(&site);
+            let running = running_slots(&site, &held);
             let state = if running.is_empty() { "idle" } else { "running" };
             let ended_ago_s = last.as_ref().and_then(|l| l.last_end_unix).map(|t| {
                 let ago = (state::unix_now() - t).max(0.0);

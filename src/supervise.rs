@@ -10,8 +10,6 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cgroup::Cgroup;
@@ -24,6 +22,7 @@ use crate::ping;
 use crate::procs::{self, ProcId, Strangers};
 use crate::record::Outcome;
 use crate::signals::{Inherited, Meaning, Signals};
+use crate::spawn;
 use crate::sys;
 
 /// While SIGKILL rounds are under way, look again this often for processes
@@ -141,11 +140,11 @@ fn pipe_failed(e: io::Error) -> NotStarted {
 /// Forks and execs the job (its output through pipes if runonce must read
 /// it): the job's PID, what the child said about its set-up, the streams.
 fn spawn(job: &Job) -> Result<(i32, ChildReport, Vec<Stream>), NotStarted> {
-    let mut cmd = Command::new(&job.cfg.argv[0]);
-    cmd.args(&job.cfg.argv[1..]);
-    cmd.envs(job.env.iter().map(|(k, v)| (k, v)));
+    let name = job.cfg.argv[0].to_string_lossy();
+    let mut cmd = spawn::Command::new(&job.cfg.argv, job.env)
+        .map_err(|e| (Exit::OwnFailure, format!("{name}: cannot start: {e}")))?;
     if !job.cfg.foreground {
-        cmd.process_group(0);
+        cmd.process_group();
     }
     let capture = job.cfg.quiet || job.cfg.idle_timeout.is_some() || job.tail().is_some();
     let streams = if capture { capture_output(&mut cmd)? } else { Vec::new() };
@@ -156,22 +155,20 @@ fn spawn(job: &Job) -> Result<(i32, ChildReport, Vec<Stream>), NotStarted> {
         lock_fd: job.lock_fd,
         limits: job.limits.clone(),
         strict: job.cfg.strict_limits,
-        cgroup_fds: job.cgroup.map(Cgroup::join_fds).unwrap_or_default(),
+        joins: [false, true]
+            .map(|placed| job.cgroup.map(|c| c.join_fds(placed)).unwrap_or_default()),
         report: report_w.as_raw_fd(),
     };
-    // SAFETY: the closure runs in the forked child before exec and only
-    // makes async-signal-safe system calls on data prepared in the parent
-    // (no allocation, no locks).
-    unsafe {
-        cmd.pre_exec(move || setup.apply());
-    }
-    let spawned = cmd.spawn();
+    // SAFETY: the closure runs in the child before exec and only makes
+    // async-signal-safe system calls on data prepared in the parent (no
+    // allocation, no locks).
+    let spawned =
+        unsafe { cmd.spawn(job.cgroup.and_then(Cgroup::v2_dir), &|placed| setup.apply(placed)) };
     // the child wrote its report before exec (or failed), and spawn()
     // returns only after that: everything is in the pipe now
     drop(report_w);
     let report = ChildReport::read(&report_r);
     let child = spawned.map_err(|e| {
-        let name = job.cfg.argv[0].to_string_lossy();
         let (code, what) = match &report.setup {
             Some(setup) => (Exit::OwnFailure, format!("cannot set up the job: {setup}")),
             None => spawn_failure(&e),
@@ -179,19 +176,15 @@ fn spawn(job: &Job) -> Result<(i32, ChildReport, Vec<Stream>), NotStarted> {
         (code, format!("{name}: {what}"))
     })?;
     drop(cmd); // closes our copies of the pipes' write ends
-    Ok((child.id() as i32, report, streams))
+    Ok((child.pid, report, streams))
 }
 
 /// The job's stdout and stderr go through pipes runonce reads.
-fn capture_output(cmd: &mut Command) -> Result<Vec<Stream>, NotStarted> {
+fn capture_output(cmd: &mut spawn::Command) -> Result<Vec<Stream>, NotStarted> {
     let mut streams = Vec::new();
     for dst in [1, 2] {
         let (r, w) = sys::pipe().map_err(pipe_failed)?;
-        if dst == 1 {
-            cmd.stdout(Stdio::from(w));
-        } else {
-            cmd.stderr(Stdio::from(w));
-        }
+        cmd.output(dst, w).map_err(pipe_failed)?;
         streams.push(Stream::new(r, dst).map_err(pipe_failed)?);
     }
     Ok(streams)
@@ -278,29 +271,31 @@ struct ChildSetup {
     lock_fd: RawFd,
     limits: limits::Plan,
     strict: bool,
-    cgroup_fds: Vec<RawFd>,
+    /// The `cgroup.procs` files to write "0" into: after a fork, and
+    /// (`[1]`) when the child was made in its v2 cgroup.
+    joins: [Vec<RawFd>; 2],
     /// Write end of the `ChildReport` pipe.
     report: RawFd,
 }
 
 impl ChildSetup {
     /// Async-signal-safe only.
-    fn apply(&self) -> io::Result<()> {
-        let result = self.set_up();
+    fn apply(&self, placed: bool) -> io::Result<()> {
+        let result = self.set_up(&self.joins[usize::from(placed)]);
         if let Err(e) = &result {
             ChildReport::send(self.report, ChildReport::SETUP, e);
         }
         result
     }
 
-    fn set_up(&self) -> io::Result<()> {
+    fn set_up(&self, joins: &[RawFd]) -> io::Result<()> {
         // SAFETY: plain system calls on values prepared in the parent.
         unsafe {
             // std passes runonce's signal mask on; the job gets an empty one
             libc::pthread_sigmask(libc::SIG_SETMASK, self.unblock.as_ptr(), std::ptr::null_mut());
             // the lock stays held while any process of the job lives
             libc::fcntl(self.lock_fd, libc::F_SETFD, 0);
-            for &fd in &self.cgroup_fds {
+            for &fd in joins {
                 // "0" moves the writing process; children follow it
                 if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
                     let e = io::Error::last_os_error();
@@ -548,6 +543,10 @@ impl<'a> Supervisor<'a> {
         {
             id.signal_each(sigs);
         }
+        // the cgroup's members at once from its list; the walk below then
+        // only looks for processes that left the cgroup
+        let listed =
+            self.job.cgroup.and_then(|cg| cg.signal_v2_members(sigs, group)).unwrap_or_default();
         let walked;
         let members = match members {
             Some(m) => m,
@@ -557,7 +556,7 @@ impl<'a> Supervisor<'a> {
             }
         };
         for p in members {
-            if group != Some(p.pgrp) {
+            if group != Some(p.pgrp) && !listed.contains(&p.id.pid) {
                 p.id.signal_each(sigs);
             }
         }

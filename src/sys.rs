@@ -182,6 +182,13 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     }
 }
 
+/// The process group of `pid`; None if there is no such process.
+pub fn getpgid(pid: i32) -> Option<i32> {
+    // SAFETY: getpgid only reads the kernel's process table.
+    let pgid = unsafe { libc::getpgid(pid) };
+    (pgid >= 0).then_some(pgid)
+}
+
 /// A pidfd: a handle that keeps naming one process even if its PID is reused.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open(pid, flags) returns a new fd or -1.
@@ -212,6 +219,31 @@ pub fn pidfd_send_signal(pidfd: &OwnedFd, sig: i32) -> io::Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// The cgroup v2 ID (the inode of its directory) of the process a pidfd
+/// names: PIDFD_GET_INFO, Linux 6.13.  Err(ESRCH) once it is reaped,
+/// Err(ENOTTY or EINVAL) where the kernel has no such request.
+pub fn pidfd_cgroup_id(pidfd: &OwnedFd) -> io::Result<u64> {
+    /// `struct pidfd_info` as of Linux 6.13 (PIDFD_INFO_SIZE_VER0).
+    #[repr(C)]
+    #[derive(Default)]
+    struct PidfdInfo {
+        mask: u64,
+        cgroupid: u64,
+        ids: [u32; 11],
+        spare: u32,
+    }
+    const PIDFD_INFO_CGROUPID: u64 = 1 << 2;
+    // _IOWR(PIDFS_IOCTL_MAGIC 0xFF, 11, struct pidfd_info of 64 bytes)
+    const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
+    let mut info = PidfdInfo { mask: PIDFD_INFO_CGROUPID, ..PidfdInfo::default() };
+    // SAFETY: the request's size is that of `info`, which the kernel fills.
+    check(unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO, &mut info) })?;
+    if info.mask & PIDFD_INFO_CGROUPID == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOTTY));
+    }
+    Ok(info.cgroupid)
 }
 
 /// How a reaped child ended, and what it used.
@@ -282,6 +314,22 @@ pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(&fd, FcntlArg::F_GETFL)?);
     fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok(())
+}
+
+/// A close-on-exec copy of `fd` numbered `min` or above.
+pub fn dup_above(fd: &impl AsFd, min: RawFd) -> io::Result<OwnedFd> {
+    let new = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    // SAFETY: fcntl just made this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Reaps the child `pid`, waiting for it to exit.
+pub fn wait_pid(pid: i32) {
+    let mut status = 0;
+    // SAFETY: a valid out-pointer for the status.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1
+        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+    {}
 }
 
 /// A pipe whose both ends are close-on-exec.
@@ -368,20 +416,88 @@ pub fn getrlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
     (rl.rlim_cur, rl.rlim_max)
 }
 
-/// The effective capability set has `cap` (read from /proc, no libcap).
+/// The effective capability set has `cap`: capget(2), one system call
+/// (no libcap; /proc/self/status would be an open and a dozen reads).
 pub fn has_capability(cap: u32) -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << cap) != 0)
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522; // 64-bit sets, two Data
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut data = [Data::default(); 2];
+    // SAFETY: a version 3 header and the two Data it asks for.
+    let ret = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    let Some(word) = data.get((cap / 32) as usize) else {
+        return false;
+    };
+    ret == 0 && word.effective & (1 << (cap % 32)) != 0
+}
+
+/// Fills `buf` from the kernel's random generator (getrandom(2): no file
+/// to open, unlike the getrandom crate's fallback in a static binary).
+pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: the kernel writes at most `rest.len()` bytes into `rest`.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return Err(io::Error::last_os_error()),
+        }
+    }
+    Ok(())
+}
+
+/// A small file of /proc or /sys, whole: read in 4 KiB blocks (std's
+/// `read_to_string` probes a file that says it is empty 32 bytes at a time).
+pub fn read_small(path: &str) -> io::Result<String> {
+    let file = std::fs::File::open(path)?;
+    let mut text = Vec::new();
+    let mut block = [0u8; 4096];
+    loop {
+        match read_fd(file.as_raw_fd(), &mut block)? {
+            0 => break,
+            n => text.extend_from_slice(&block[..n]),
+        }
+    }
+    String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]
 mod tests {
+    /// capget agrees with the kernel's own CapEff line, bit for bit.
+    #[test]
+    fn capabilities_as_proc_says() {
+        let status = super::read_small("/proc/self/status").unwrap();
+        let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap();
+        let eff = u64::from_str_radix(eff.trim(), 16).unwrap();
+        assert_ne!(eff, 0, "the tests run as root");
+        for cap in 0..64 {
+            assert_eq!(super::has_capability(cap), eff & (1 << cap) != 0, "capability {cap}");
+        }
+    }
+
+    #[test]
+    fn random_bytes_differ() {
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        super::fill_random(&mut a).unwrap();
+        super::fill_random(&mut b).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, [0u8; 32]);
+    }
+
     use super::*;
 
     #[test]

@@ -39,27 +39,42 @@ fn record_says_how_the_job_was_contained_and_the_cgroup_goes() {
     };
     let env = Env::new();
     let cg = env.path("cg");
-    let o = env.run(&["-n", "cg1", "--", "sh", "-c", &dirs::cat_cgroup(&cg, "true")]);
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let rec = &env.finishes("cg1")[0];
-    assert_eq!(rec["contain"], contain);
-    let leaf = format!("runonce-cg1@{}", rec["runonce_pid"]);
-    let dirs = job_dirs(&cg);
     let m = mounts();
-    assert_eq!(
-        dirs.len(),
-        usize::from(m.v2.is_some()) + usize::from(m.memory.is_some()),
-        "one cgroup per hierarchy used: {dirs:?}"
-    );
-    for d in &dirs {
-        assert!(d.ends_with(&leaf), "{}", d.display());
-        assert!(!d.exists(), "{} is left behind", d.display());
+    // the v1 memory cgroup beside v2 only for --memory (joining it costs a
+    // write to cgroup.procs); without v2 it holds the tree
+    for (i, memory) in [(1, false), (2, true)] {
+        let name = format!("cg{i}");
+        let mut args = vec!["-n", &name];
+        args.extend(if memory { &["--memory", "1G"][..] } else { &[] });
+        let job = dirs::cat_cgroup(&cg, "true");
+        args.extend(["--", "sh", "-c", &job]);
+        let o = env.run(&args);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let rec = &env.finishes(&name)[0];
+        assert_eq!(rec["contain"], contain);
+        let leaf = format!("runonce-{name}@{}", rec["runonce_pid"]);
+        let dirs = job_dirs(&cg);
+        let v1_memory = m.memory.is_some() && (memory || m.v2.is_none());
+        assert_eq!(
+            dirs.len(),
+            usize::from(m.v2.is_some()) + usize::from(v1_memory),
+            "one cgroup per hierarchy used (--memory {memory}): {dirs:?}"
+        );
+        for d in &dirs {
+            assert!(d.ends_with(&leaf), "{}", d.display());
+            assert!(!d.exists(), "{} is left behind", d.display());
+        }
+        if v1_memory {
+            assert!(rec["cgroup_peak_bytes"].as_u64().is_some_and(|b| b > 0), "{rec}");
+            assert_eq!(rec["oom_kills"], 0);
+        } else {
+            assert!(rec.get("cgroup_peak_bytes").is_none(), "no memory controller: {rec}");
+        }
+        let records = env.records();
+        let start = records.iter().find(|r| r["name"] == name.as_str()).unwrap();
+        assert_eq!(start["event"], "start");
+        assert_eq!(start["contain"], contain);
     }
-    assert!(rec["cgroup_peak_bytes"].as_u64().is_some_and(|b| b > 0), "{rec}");
-    assert_eq!(rec["oom_kills"], 0);
-    let start = &env.records()[0];
-    assert_eq!(start["event"], "start");
-    assert_eq!(start["contain"], contain);
 }
 
 #[test]
@@ -257,4 +272,40 @@ fn without_permission_pgroup_or_refusal() {
     assert_eq!(code(&o), 125);
     assert!(stderr(&o).contains("--contain cgroup"), "{}", stderr(&o));
     assert!(!ran.exists(), "the job ran without its cgroup");
+}
+
+/// A relayed signal reaches each process of the job once, though the job
+/// is both a process group (killed as one) and a cgroup (whose members are
+/// signalled from its list): a real-time signal queues, so a second copy
+/// would be a second signal.  The job counts SIGRTMIN until SIGRTMIN+1,
+/// which runonce relays after it and which is dequeued after every
+/// SIGRTMIN already queued; its count is its exit status.
+#[test]
+fn a_relayed_signal_reaches_the_job_once() {
+    let Some(contain) = cgroups("a_relayed_signal_reaches_the_job_once", false) else {
+        return;
+    };
+    let env = Env::new();
+    let ready = env.path("ready");
+    let job = format!(
+        "import signal\n\
+         rt, stop = signal.SIGRTMIN, signal.SIGRTMIN + 1\n\
+         signal.pthread_sigmask(signal.SIG_BLOCK, [rt, stop])\n\
+         open({ready:?}, 'w').close()\n\
+         n = 0\n\
+         while signal.sigwaitinfo([rt, stop]).si_signo == rt:\n    n += 1\n\
+         raise SystemExit(n)\n",
+        ready = ready.display().to_string()
+    );
+    let mut child =
+        env.cmd().args(["-n", "rt", "--", "python3", "-c", &job]).spawn().expect("runonce");
+    wait_file(&ready);
+    let rt = libc::SIGRTMIN();
+    for sig in [rt, rt + 1] {
+        // SAFETY: kill(2) to our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "SIGRTMIN reached the job this many times");
+    assert_eq!(env.finishes("rt")[0]["contain"], contain);
 }

@@ -691,6 +691,44 @@ fn status_table_json_and_unknown_name() {
     assert_eq!(stdout(&out), "");
 }
 
+/// `--status` over many jobs reads /proc/locks once (each read walks every
+/// lock on the machine), and still tells each held lock from a free one.
+#[test]
+fn status_reads_proc_locks_once() {
+    let env = Env::new();
+    for name in ["idle1", "idle2", "idle3"] {
+        sh(&env, name, &[], "true");
+    }
+    let a = env.hold("busy1", &[]);
+    let b = env.hold("busy2", &[]);
+    let trace = env.path("trace");
+    let out = Command::new("strace")
+        .args(["-f", "-e", "trace=open,openat", "-o"])
+        .arg(&trace)
+        .args([BIN, "--status", "--json"])
+        .env("RUNONCE_LOCK_DIR", &env.lock_dir)
+        .env("RUNONCE_STATE_DIR", &env.state_dir)
+        .output()
+        .expect("strace (.ci/deps)");
+    // released before anything is asserted: a failure leaves no job behind
+    assert_eq!((a.release(), b.release()), (Some(0), Some(0)));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let jobs: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let state = |n: &str| jobs.iter().find(|j| j["name"] == n).map(|j| j["state"].clone());
+    let want = [
+        ("idle1", "idle"),
+        ("idle2", "idle"),
+        ("idle3", "idle"),
+        ("busy1", "running"),
+        ("busy2", "running"),
+    ];
+    for (name, want) in want {
+        assert_eq!(state(name), Some(Value::from(want)), "{name}: {jobs:?}");
+    }
+    let opens = std::fs::read_to_string(&trace).unwrap();
+    assert_eq!(opens.matches("\"/proc/locks\"").count(), 1, "{opens}");
+}
+
 #[test]
 fn quiet_keeps_the_order_and_spills_big_output() {
     let env = Env::new();

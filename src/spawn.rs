@@ -1,0 +1,383 @@
+//! Starting the job's process: a fork, or `clone3` straight into the job's
+//! cgroup v2, then the set-up between fork and exec, then exec.
+//!
+//! Why not std's `Command`: it cannot start a child inside a cgroup.  Moving
+//! the child there afterwards (a write to `cgroup.procs`) takes the kernel's
+//! cgroup-wide threadgroup lock for writing, which waits for an RCU grace
+//! period: about 13 ms of every run on the machines measured
+//! (bench/RESULTS.md).  `CLONE_INTO_CGROUP` (Linux 5.7) places the child as
+//! it is made, under that lock's read side only.  Where the kernel refuses
+//! it, a plain fork follows, and the child joins by writing `cgroup.procs`
+//! itself, as before.
+//!
+//! What this keeps of std's `Command`: the program searched in `PATH` by
+//! `execvp` in the child, the environment passed whole, the output streams
+//! moved to 1 and 2, the new process group made in the child, and an exec
+//! failure reported through a close-on-exec pipe (so a missing program is
+//! an error of `spawn`, not an exit status).
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use crate::sys;
+
+/// clone3(2)'s flag: the child starts in the cgroup v2 `args.cgroup` names.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// A program to start, prepared in full beforehand: the child only reads it.
+pub struct Command {
+    program: CString,
+    /// Keeps the strings `argv` points into.
+    _args: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    /// The job's environment, if it is not runonce's own unchanged.
+    _env: Vec<CString>,
+    envp: Option<Vec<*const libc::c_char>>,
+    new_group: bool,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
+/// A started child.
+#[derive(Clone, Copy, Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    /// clone3 made it in the cgroup asked for: it need not join.
+    pub placed: bool,
+}
+
+fn c_string(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "nul byte found in provided data"))
+}
+
+impl Command {
+    /// `argv[0]` is looked up in `PATH` as execvp(3) does; `env` adds to or
+    /// replaces runonce's own variables.
+    pub fn new(argv: &[OsString], env: &[(String, String)]) -> io::Result<Command> {
+        let args = argv.iter().map(|a| c_string(a)).collect::<io::Result<Vec<_>>>()?;
+        let program = args.first().cloned().ok_or(io::ErrorKind::InvalidInput)?;
+        let mut argv: Vec<_> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let vars = if env.is_empty() { Vec::new() } else { environment(env)? };
+        let envp = (!env.is_empty()).then(|| {
+            let mut p: Vec<_> = vars.iter().map(|v| v.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        });
+        Ok(Command {
+            program,
+            _args: args,
+            argv,
+            _env: vars,
+            envp,
+            new_group: false,
+            stdout: None,
+            stderr: None,
+        })
+    }
+
+    /// The child leads a process group of its own.
+    pub fn process_group(&mut self) {
+        self.new_group = true;
+    }
+
+    /// The child's stdout (`dst` 1) or stderr (2) is `fd`.
+    pub fn output(&mut self, dst: RawFd, fd: OwnedFd) -> io::Result<()> {
+        // 0-2 may be closed in runonce (it keeps them so for the job), and
+        // then a pipe can land on one of them: dup2 in the child would
+        // overwrite one stream with the other
+        let fd = if fd.as_raw_fd() <= 2 { sys::dup_above(&fd, 3)? } else { fd };
+        *if dst == 1 { &mut self.stdout } else { &mut self.stderr } = Some(fd);
+        Ok(())
+    }
+
+    /// Starts the program: made directly in `cgroup` (a cgroup v2
+    /// directory) where the kernel can, else forked; `pre_exec(placed)`
+    /// runs in the child just before exec.  Returns once the child has
+    /// exec'd; an error of `pre_exec` or exec is returned here, the child
+    /// reaped.
+    ///
+    /// # Safety
+    /// `pre_exec` runs in the child of a multi-threaded process: it must
+    /// be async-signal-safe (no allocation, no locks).
+    pub unsafe fn spawn(
+        &self,
+        cgroup: Option<BorrowedFd>,
+        pre_exec: &dyn Fn(bool) -> io::Result<()>,
+    ) -> io::Result<Spawned> {
+        let (err_r, err_w) = sys::pipe()?;
+        let spawned = fork_into(cgroup)?;
+        if spawned.pid == 0 {
+            let e = self.child(spawned.placed, pre_exec);
+            let errno = e.raw_os_error().unwrap_or(libc::EINVAL).to_ne_bytes();
+            // SAFETY: write(2) of a stack buffer and _exit(2): both
+            // async-signal-safe; the parent reads the errno and reaps us.
+            unsafe {
+                libc::write(err_w.as_raw_fd(), errno.as_ptr().cast(), errno.len());
+                libc::_exit(127)
+            }
+        }
+        drop(err_w);
+        let mut errno = [0u8; 4];
+        let mut got = 0;
+        // EOF when the exec closed the child's copy (close-on-exec)
+        while got < errno.len() {
+            match sys::read_fd(err_r.as_raw_fd(), &mut errno[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+        if got == 0 {
+            return Ok(spawned);
+        }
+        sys::wait_pid(spawned.pid);
+        Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
+    }
+
+    /// In the child: everything up to exec, which returns only on failure.
+    fn child(&self, placed: bool, pre_exec: &dyn Fn(bool) -> io::Result<()>) -> io::Error {
+        // SAFETY: dup2, setpgid and execvp on descriptors and strings
+        // prepared before the fork; the write to `environ` is a plain store
+        // in this process's own copy of memory, as std's Command makes it.
+        unsafe {
+            for (dst, src) in [(1, &self.stdout), (2, &self.stderr)] {
+                if let Some(fd) = src
+                    && libc::dup2(fd.as_raw_fd(), dst) == -1
+                {
+                    return io::Error::last_os_error();
+                }
+            }
+            if self.new_group && libc::setpgid(0, 0) == -1 {
+                return io::Error::last_os_error();
+            }
+            if let Err(e) = pre_exec(placed) {
+                return e;
+            }
+            if let Some(envp) = &self.envp {
+                environ = envp.as_ptr();
+            }
+            libc::execvp(self.program.as_ptr(), self.argv.as_ptr());
+        }
+        io::Error::last_os_error()
+    }
+}
+
+unsafe extern "C" {
+    static mut environ: *const *const libc::c_char;
+}
+
+/// runonce's environment with `env` set over it, as `NAME=value` strings.
+fn environment(env: &[(String, String)]) -> io::Result<Vec<CString>> {
+    let mut vars: Vec<(OsString, OsString)> =
+        std::env::vars_os().filter(|(k, _)| !env.iter().any(|(n, _)| k == n.as_str())).collect();
+    vars.extend(env.iter().map(|(k, v)| (k.into(), v.into())));
+    vars.into_iter()
+        .map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend(v.as_bytes());
+            c_string(OsStr::from_bytes(&kv))
+        })
+        .collect()
+}
+
+/// A child process, made in `cgroup` if the kernel can (`placed`); pid 0
+/// in the child.  Any refusal of clone3 (ENOSYS before Linux 5.3, E2BIG or
+/// EINVAL before 5.7, EOPNOTSUPP or EBUSY for a cgroup that cannot take
+/// processes, a permission or limit of the cgroup) falls back to fork: the
+/// child's own write to `cgroup.procs` then meets the same refusal and
+/// reports it as every join failure is reported.
+fn fork_into(cgroup: Option<BorrowedFd>) -> io::Result<Spawned> {
+    if let Some(dir) = cgroup {
+        let args = CloneArgs {
+            flags: CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: dir.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: clone3 without CLONE_VM is a fork: the child gets a copy
+        // of this address space and returns here with 0.  Only the calling
+        // thread exists in the child, which then makes async-signal-safe
+        // calls only (std's Command makes the same raw clone3 call).
+        let pid = unsafe {
+            libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, size_of::<CloneArgs>())
+        };
+        if pid >= 0 {
+            return Ok(Spawned { pid: pid as i32, placed: true });
+        }
+    }
+    // SAFETY: the child makes async-signal-safe calls only until exec.
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Spawned { pid, placed: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::fd::AsFd;
+    use std::path::{Path, PathBuf};
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    fn exit_code(pid: i32) -> i32 {
+        let mut status = 0;
+        // SAFETY: a valid out-pointer; the pid is this test's child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        libc::WEXITSTATUS(status)
+    }
+
+    /// Runs `sh -c script` with `cgroup`; the Spawned, its exit status.
+    fn run(script: &str, cgroup: Option<BorrowedFd>) -> (Spawned, i32) {
+        let cmd = Command::new(&argv(&["sh", "-c", script]), &[]).unwrap();
+        // SAFETY: the closure does nothing.
+        let s = unsafe { cmd.spawn(cgroup, &|_| Ok(())) }.unwrap();
+        (s, exit_code(s.pid))
+    }
+
+    /// A fresh cgroup v2 directory, where the tests run as root on a
+    /// kernel with one (removed on drop).
+    struct TestCgroup(PathBuf);
+
+    impl TestCgroup {
+        fn new(name: &str) -> Option<TestCgroup> {
+            let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
+            let mount = info.lines().find_map(|l| {
+                let (left, right) = l.split_once(" - ")?;
+                right.starts_with("cgroup2 ").then(|| left.split(' ').nth(4).map(PathBuf::from))?
+            })?;
+            let dir = mount.join(format!("runonce-spawn-test-{name}-{}", std::process::id()));
+            fs::create_dir(&dir).ok()?;
+            Some(TestCgroup(dir))
+        }
+
+        fn open(&self) -> OwnedFd {
+            fs::File::open(&self.0).unwrap().into()
+        }
+    }
+
+    impl Drop for TestCgroup {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+
+    fn cgroup_line(file: &Path) -> String {
+        let text = fs::read_to_string(file).unwrap();
+        text.lines().find(|l| l.starts_with("0::")).unwrap_or_default().to_string()
+    }
+
+    /// clone3 makes the child in the cgroup: it is there from its first
+    /// instruction, and nothing had to move it.
+    #[test]
+    fn made_in_the_cgroup_asked_for() {
+        let Some(cg) = TestCgroup::new("into") else {
+            eprintln!("SKIP spawn::made_in_the_cgroup_asked_for: no cgroup v2 to write");
+            return;
+        };
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("cgroup");
+        let dir = cg.open();
+        let (s, code) =
+            run(&format!("cat /proc/self/cgroup > {}", out.display()), Some(dir.as_fd()));
+        assert_eq!(code, 0);
+        assert!(s.placed, "clone3 did not place the child");
+        let name = cg.0.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(cgroup_line(&out).ends_with(&format!("/{name}")), "{}", cgroup_line(&out));
+    }
+
+    /// Where clone3 refuses (here: the descriptor is no cgroup), a fork
+    /// starts the child all the same, in runonce's own cgroup, and says so.
+    #[test]
+    fn refused_clone3_falls_back_to_fork() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("cgroup");
+        let not_a_cgroup: OwnedFd = fs::File::open(t.path()).unwrap().into();
+        let (s, code) =
+            run(&format!("cat /proc/self/cgroup > {}", out.display()), Some(not_a_cgroup.as_fd()));
+        assert_eq!(code, 0);
+        assert!(!s.placed);
+        assert_eq!(cgroup_line(&out), cgroup_line(Path::new("/proc/self/cgroup")));
+        let (s, _) = run("true", None);
+        assert!(!s.placed, "no cgroup asked for");
+    }
+
+    /// exec's failure is spawn's error, with the errno, as with std.
+    #[test]
+    fn exec_failure_is_an_error() {
+        let cmd = Command::new(&argv(&["/nonexistent/runonce-test"]), &[]).unwrap();
+        // SAFETY: the closure does nothing.
+        let e = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        let t = tempfile::tempdir().unwrap();
+        let cmd = Command::new(&argv(&[t.path().to_str().unwrap()]), &[]).unwrap();
+        // SAFETY: as above.
+        let e = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EACCES));
+    }
+
+    /// A set-up step that fails stops the child before exec; its error is
+    /// spawn's, and `placed` reaches it.
+    #[test]
+    fn pre_exec_runs_in_the_child_and_its_failure_is_returned() {
+        let t = tempfile::tempdir().unwrap();
+        let marker = t.path().join("ran");
+        let cmd =
+            Command::new(&argv(&["sh", "-c", &format!(": > {}", marker.display())]), &[]).unwrap();
+        // SAFETY: the closure makes no call at all.
+        let e = unsafe {
+            cmd.spawn(None, &|placed| {
+                Err(io::Error::from_raw_os_error(if placed { libc::EDOM } else { libc::ERANGE }))
+            })
+        }
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ERANGE), "forked: not placed");
+        assert!(!marker.exists(), "exec'd after a failed set-up");
+    }
+
+    /// The environment given is added over runonce's own; the program is
+    /// found in PATH; output goes where asked, even from descriptors 0-2.
+    #[test]
+    fn environment_path_and_output() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        let env = [("RUNONCE_SPAWN_TEST".to_string(), "x y".to_string())];
+        let mut cmd = Command::new(
+            &argv(&["sh", "-c", "echo \"$RUNONCE_SPAWN_TEST|${PATH:+path}\"; echo err >&2"]),
+            &env,
+        )
+        .unwrap();
+        let file: OwnedFd = fs::File::create(&out).unwrap().into();
+        cmd.output(1, sys::dup_above(&file, 3).unwrap()).unwrap();
+        cmd.output(2, file).unwrap();
+        // SAFETY: the closure does nothing.
+        let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
+        assert_eq!(exit_code(s.pid), 0);
+        assert_eq!(fs::read_to_string(&out).unwrap(), "x y|path\nerr\n");
+    }
+}
