@@ -28,6 +28,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn random_below_spreads_under_its_bound() {
+        let max = Duration::from_secs(1);
+        let draws: Vec<Duration> = (0..64).map(|_| random_below(max)).collect();
+        assert!(draws.iter().all(|d| *d < max), "{draws:?}");
+        let (lo, hi) = (draws.iter().min().unwrap(), draws.iter().max().unwrap());
+        assert!(*hi - *lo > Duration::from_millis(300), "not spread: {draws:?}");
+    }
+
+    #[test]
+    fn the_jitter_is_twenty_percent_either_way() {
+        // one second: a jitter added instead of multiplied, or divided,
+        // leaves the band (for division, in 8% of the draws)
+        let pauses: Vec<f64> = (0..300)
+            .map(|_| retry_pause(Duration::from_secs(1), Duration::from_secs(60), 1).as_secs_f64())
+            .collect();
+        assert!(pauses.iter().all(|p| (0.8..=1.2).contains(p)), "{pauses:?}");
+        let lo = pauses.iter().cloned().fold(f64::MAX, f64::min);
+        let hi = pauses.iter().cloned().fold(0.0, f64::max);
+        assert!(lo < 0.9 && hi > 1.1, "not spread over the band: {lo}..{hi}");
+    }
+
+    #[test]
     fn doubles_with_jitter_and_caps() {
         let s = Duration::from_secs;
         for attempt in 1..=3 {

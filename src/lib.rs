@@ -49,6 +49,7 @@ use exit_code::Exit;
 /// Everything runonce does with its command line `args` (the program name
 /// first); returns the exit status.
 pub fn entry(args: Vec<std::ffi::OsString>) -> Exit {
+    sys::one_malloc_arena();
     sys::hold_closed_stdio();
     if let Some(request) = docs::request(&args) {
         return generate(request);

@@ -311,6 +311,45 @@ mod tests {
     }
 
     #[test]
+    fn quiet_and_failed_outcomes() {
+        use Outcome::*;
+        let all = [Ok, Failed, Timeout, Idle, Signaled, Error, Skipped, Cooldown, LostLock];
+        let quiet: Vec<_> = all.iter().filter(|o| o.is_quiet()).collect();
+        assert_eq!(quiet, [&Ok, &Skipped, &Cooldown]);
+        let failed: Vec<_> = all.iter().filter(|o| o.is_failure()).collect();
+        assert_eq!(failed, [&Failed, &Timeout, &Idle, &Signaled, &Error, &LostLock]);
+    }
+
+    #[test]
+    fn usage_and_leftovers_only_where_they_mean_something() {
+        let mut r = sample();
+        r.leftovers = 2;
+        assert!(r.to_words().contains(" leftovers=2 "), "{}", r.to_words());
+        assert!(!sample().to_words().contains("leftovers"), "{}", sample().to_words());
+        r.outcome = Some(Outcome::Skipped);
+        assert!(!r.to_words().contains(" cpu="), "a skip used nothing: {}", r.to_words());
+        r.outcome = Some(Outcome::Ok);
+        r.event = Event::Start;
+        assert!(!r.to_words().contains(" cpu="), "a start has used nothing yet: {}", r.to_words());
+    }
+
+    #[test]
+    fn sizes_in_kib_below_ten_mib() {
+        assert_eq!(human_kib(5), "5KiB");
+        assert_eq!(human_kib(2000), "2000KiB");
+        assert_eq!(human_kib(10 * 1024 - 1), "10239KiB");
+        assert_eq!(human_kib(10 * 1024), "10MiB");
+    }
+
+    #[test]
+    fn now_is_now_in_rfc3339() {
+        let now = now_rfc3339();
+        let t = humantime::parse_rfc3339(&now).expect(&now);
+        let off = std::time::SystemTime::now().duration_since(t).unwrap_or_default();
+        assert!(off < std::time::Duration::from_secs(60), "{now}");
+    }
+
+    #[test]
     fn limit_and_warnings_in_both_forms() {
         let mut r = sample();
         r.outcome = Some(Outcome::Signaled);

@@ -557,7 +557,7 @@ fn attempt(ctx: &mut Ctx, run: &mut Attempts) -> Result<(supervise::Ended, Recor
             .lease
             .map(|l| supervise::StopSource { fd: l.lost_fd(), outcome: Outcome::LostLock }),
     };
-    let mut on_start = |pid: i32, not_joined: Option<&std::io::Error>| {
+    let mut on_start = |pid: i32, job: Option<ProcId>, not_joined: Option<&std::io::Error>| {
         if let (Some(cg), Some(e)) = (&cgroup, not_joined) {
             ui::warn(&format!(
                 "the job (pid {pid}) could not join its cgroup {} ({e}): \
@@ -566,7 +566,7 @@ fn attempt(ctx: &mut Ctx, run: &mut Attempts) -> Result<(supervise::Ended, Recor
             ));
             ctx.contain = contain::PGROUP.into();
         }
-        run.holder.job = ProcId::of(pid);
+        run.holder.job = job;
         run.lock.write_holder(&run.holder);
         if run.number == 1 {
             let mut rec = ctx.record(Event::Start, None);

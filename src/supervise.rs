@@ -111,21 +111,21 @@ impl Usage {
     }
 }
 
-/// Starts the job and supervises it to the end.  `started` is called with
-/// the job's PID once it runs (to record it in the lock file and log the
-/// start), and why it could not join its cgroup, if it could not.
-pub fn run(
-    job: &Job,
-    signals: &Signals,
-    started: &mut dyn FnMut(i32, Option<&io::Error>),
-) -> Ended {
+/// Told the job's PID and identity (read once) once it runs, and why it
+/// could not join its cgroup, if it could not.
+pub type Started<'a> = dyn FnMut(i32, Option<ProcId>, Option<&io::Error>) + 'a;
+
+/// Starts the job and supervises it to the end.  `started` is called once
+/// the job runs (to record it in the lock file and log the start).
+pub fn run(job: &Job, signals: &Signals, started: &mut Started) -> Ended {
     let t0 = Instant::now();
     let (main, report, streams) = match spawn(job) {
         Ok(spawned) => spawned,
         Err((exit, message)) => return failed_start(t0, exit, message),
     };
-    started(main, report.join.as_ref());
-    let mut sup = Supervisor::new(job, main, streams, t0);
+    let main_id = ProcId::of(main);
+    started(main, main_id, report.join.as_ref());
+    let mut sup = Supervisor::new(job, main, main_id, streams, t0);
     sup.run(signals);
     sup.finish(t0)
 }
@@ -339,8 +339,13 @@ struct Supervisor<'a> {
 }
 
 impl<'a> Supervisor<'a> {
-    fn new(job: &'a Job<'a>, main: i32, streams: Vec<Stream>, t0: Instant) -> Supervisor<'a> {
-        let main_id = ProcId::of(main);
+    fn new(
+        job: &'a Job<'a>,
+        main: i32,
+        main_id: Option<ProcId>,
+        streams: Vec<Stream>,
+        t0: Instant,
+    ) -> Supervisor<'a> {
         let mut strangers = job.strangers.clone();
         strangers.job_started(main_id);
         Supervisor {

@@ -378,6 +378,20 @@ pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// One malloc arena for every thread: the records thread (recorder.rs)
+/// allocates little, and an arena of its own would cost a 64 MiB mapping,
+/// its page faults and resident pages in every run (bench/RESULTS.md,
+/// "footprint").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn one_malloc_arena() {
+    // SAFETY: mallopt only sets a tunable of glibc's allocator; called
+    // before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn one_malloc_arena() {}
+
 /// If any of fds 0, 1, 2 is closed, holds its number with /dev/null,
 /// close-on-exec: files runonce opens later can then never land on them (a
 /// job's output must not end up in a lock or state file), while the job

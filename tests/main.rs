@@ -9,6 +9,7 @@ mod core;
 mod cron;
 mod crontab;
 mod docs;
+mod footprint;
 mod forget;
 mod limit;
 mod observe;
