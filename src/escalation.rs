@@ -62,6 +62,11 @@ impl Escalating {
         self.killing
     }
 
+    /// Whether the first signal has gone out (the grace runs, or SIGKILL).
+    pub fn started(&self) -> bool {
+        self.killing || self.kill_at.is_some()
+    }
+
     /// What each round after the grace sends.
     pub fn kill_signal(&self) -> i32 {
         libc::SIGKILL
@@ -113,5 +118,19 @@ mod tests {
         e.start(t0);
         assert!(!e.kill_due(t0 + Duration::from_secs(1 << 40)));
         assert_eq!(e.next(t0, GRACE), None);
+    }
+
+    #[test]
+    fn started_once_the_first_signal_went_out() {
+        let t0 = Instant::now();
+        let mut e = Escalation { signal: libc::SIGTERM, grace: GRACE }.begin();
+        assert!(!e.started());
+        e.start(t0);
+        assert!(e.started(), "in the grace");
+        assert!(e.kill_due(t0 + GRACE));
+        assert!(e.started(), "killing");
+        let mut k = Escalation { signal: libc::SIGKILL, grace: GRACE }.begin();
+        k.start(t0);
+        assert!(k.started(), "--signal KILL");
     }
 }

@@ -444,6 +444,13 @@ impl<'a> Supervisor<'a> {
         if self.job.cfg.keep_orphans && self.stopped_by.is_none() {
             return;
         }
+        // a timeout has signalled every process of the job already, and its
+        // grace ends in SIGKILL rounds for whatever is left: a second walk
+        // over /proc (a read per process on the machine, the bulk of the
+        // kill's cost with a big tree) would only send the signal again
+        if self.stopped_by.is_some() && self.escalation.started() {
+            return;
+        }
         // runonce is a subreaper: with no child left there is no descendant
         // either, and the usual run skips a walk over every process in /proc
         if !sys::has_children() {

@@ -312,3 +312,38 @@ fn quiet_does_not_hang_on_an_escaped_pipe_holder() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     kill(read_pid(&pid), libc::SIGKILL);
 }
+
+/// At a timeout every process of the job gets `--signal` once, as under
+/// timeout(1): a child that handles TERM (a second TERM often means "stop
+/// now, skip the clean-up") is not signalled again when the main process
+/// dies of the first one; SIGKILL follows the grace.
+#[test]
+fn a_timeout_signals_each_process_once() {
+    for contain in ["cgroup", "pgroup"] {
+        let env = Env::new();
+        let (log, ready) = (env.path("terms"), env.path("ready"));
+        let child = format!(
+            "trap 'echo TERM >> {log}' TERM; touch {ready}; while :; do sleep 0.05; done",
+            log = log.display(),
+            ready = ready.display()
+        );
+        let out = env.run(&[
+            "--contain",
+            contain,
+            "-n",
+            "once",
+            "-t",
+            "2s",
+            "-k",
+            "2s",
+            "--",
+            "sh",
+            "-c",
+            &format!("sh -c \"{child}\" & wait"),
+        ]);
+        assert_eq!(code(&out), 124, "{contain}: {}", stderr(&out));
+        assert!(ready.exists(), "{contain}: the child never set its trap within the timeout");
+        let terms = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(terms.lines().count(), 1, "{contain}: TERMs the child got: {terms:?}");
+    }
+}
