@@ -568,6 +568,11 @@ impl Cgroup {
         let d = self.dirs.iter().find(|d| d.kind == Kind::V2)?;
         let mut sent = HashSet::new();
         for pid in pids_in(&d.path) {
+            // the signalled group's members (a big tree's bulk) had the
+            // signals with it: no pidfd and no check for them
+            if signalled.is_some() && sys::getpgid(pid) == signalled {
+                continue;
+            }
             let Ok(pidfd) = sys::pidfd_open(pid) else {
                 continue;
             };

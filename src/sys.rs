@@ -15,7 +15,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::prctl;
-use nix::sys::wait::{Id, WaitPidFlag, waitid};
+use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
 use nix::time::{ClockId, clock_gettime};
 use nix::unistd::pipe2;
 
@@ -325,11 +325,7 @@ pub fn dup_above(fd: &impl AsFd, min: RawFd) -> io::Result<OwnedFd> {
 
 /// Reaps the child `pid`, waiting for it to exit.
 pub fn wait_pid(pid: i32) {
-    let mut status = 0;
-    // SAFETY: a valid out-pointer for the status.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1
-        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-    {}
+    while waitpid(nix::unistd::Pid::from_raw(pid), None) == Err(Errno::EINTR) {}
 }
 
 /// A pipe whose both ends are close-on-exec.
