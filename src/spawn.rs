@@ -1,5 +1,6 @@
-//! Starting the job's process: a fork, or `clone3` straight into the job's
-//! cgroup v2, then the set-up between fork and exec, then exec.
+//! Starting the job's process: `clone3` straight into the job's cgroup v2,
+//! sharing runonce's memory until the exec (as posix_spawn's vfork), else a
+//! fork; then the set-up between the two, then exec.
 //!
 //! Why not std's `Command`: it cannot start a child inside a cgroup.  Moving
 //! the child there afterwards (a write to `cgroup.procs`) takes the kernel's
@@ -10,16 +11,25 @@
 //! it, a plain fork follows, and the child joins by writing `cgroup.procs`
 //! itself, as before.
 //!
+//! Why shared memory (`CLONE_VM | CLONE_VFORK`, on x86_64): a fork copies
+//! runonce's page tables, and every page runonce writes afterwards is
+//! copied again on the fault; together about a tenth of a short run's CPU
+//! (bench/RESULTS.md).  The child runs on a stack of its own, below a guard
+//! page, while runonce's calling thread waits in the kernel until the exec;
+//! it writes nothing of runonce's memory but the errno of a failed exec.
+//!
 //! What this keeps of std's `Command`: the program searched in `PATH` by
 //! `execvp` in the child, the environment passed whole, the output streams
 //! moved to 1 and 2, the new process group made in the child, and an exec
-//! failure reported through a close-on-exec pipe (so a missing program is
-//! an error of `spawn`, not an exit status).
+//! failure returned by `spawn` (so a missing program is an error of
+//! `spawn`, not an exit status).
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+#[cfg(target_arch = "x86_64")]
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::sys;
 
@@ -125,6 +135,13 @@ impl Command {
         cgroup: Option<BorrowedFd>,
         pre_exec: &dyn Fn(bool) -> io::Result<()>,
     ) -> io::Result<Spawned> {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as this function's.
+        if let Some(started) = unsafe { self.spawn_sharing_memory(cgroup, pre_exec) } {
+            return started;
+        }
+        // refused (a kernel before 5.3, a cgroup that takes no process, no
+        // memory for the stack): a fork, as before
         let (err_r, err_w) = sys::pipe()?;
         let spawned = fork_into(cgroup)?;
         if spawned.pid == 0 {
@@ -154,11 +171,53 @@ impl Command {
         Err(io::Error::from_raw_os_error(i32::from_ne_bytes(errno)))
     }
 
+    /// The child made by clone3 with `CLONE_VM | CLONE_VFORK` on a stack
+    /// of its own: no copy of runonce's memory.  None where clone3 refuses
+    /// (the caller forks instead).
+    ///
+    /// # Safety
+    /// As `spawn`'s; moreover `pre_exec` must write no memory it did not
+    /// get on its own stack: runonce's memory is the child's.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn spawn_sharing_memory(
+        &self,
+        cgroup: Option<BorrowedFd>,
+        pre_exec: &dyn Fn(bool) -> io::Result<()>,
+    ) -> Option<io::Result<Spawned>> {
+        const CLONE_VM: u64 = libc::CLONE_VM as u64;
+        const CLONE_VFORK: u64 = libc::CLONE_VFORK as u64;
+        let stack = ChildStack::new(self.argv.len()).ok()?;
+        let placed = cgroup.is_some();
+        let start = Start { cmd: self, placed, pre_exec, errno: AtomicI32::new(0) };
+        let args = CloneArgs {
+            flags: CLONE_VM | CLONE_VFORK | if placed { CLONE_INTO_CGROUP } else { 0 },
+            exit_signal: libc::SIGCHLD as u64,
+            stack: stack.usable_start as u64,
+            stack_size: stack.usable_len as u64,
+            cgroup: cgroup.map_or(0, |dir| dir.as_raw_fd() as u64),
+            ..CloneArgs::default()
+        };
+        // SAFETY: the child runs `start_child` on `stack` (kept until after
+        // it exec'd or exited: CLONE_VFORK holds this thread till then) and
+        // reads `start` only, but for its errno, an atomic.
+        let pid = unsafe { clone3_calling(&args, start_child, std::ptr::from_ref(&start).cast()) };
+        if pid < 0 {
+            return None;
+        }
+        let pid = pid as i32;
+        match start.errno.load(Ordering::Acquire) {
+            0 => Some(Ok(Spawned { pid, placed })),
+            errno => {
+                sys::wait_pid(pid);
+                Some(Err(io::Error::from_raw_os_error(errno)))
+            }
+        }
+    }
+
     /// In the child: everything up to exec, which returns only on failure.
     fn child(&self, placed: bool, pre_exec: &dyn Fn(bool) -> io::Result<()>) -> io::Error {
-        // SAFETY: dup2, setpgid and execvp on descriptors and strings
-        // prepared before the fork; the write to `environ` is a plain store
-        // in this process's own copy of memory, as std's Command makes it.
+        // SAFETY: dup2, setpgid and execvp(e) on descriptors and strings
+        // prepared before the child was made.
         unsafe {
             for (dst, src) in [(1, &self.stdout), (2, &self.stderr)] {
                 if let Some(fd) = src
@@ -173,17 +232,129 @@ impl Command {
             if let Err(e) = pre_exec(placed) {
                 return e;
             }
-            if let Some(envp) = &self.envp {
-                environ = envp.as_ptr();
-            }
-            libc::execvp(self.program.as_ptr(), self.argv.as_ptr());
+            // execvpe searches runonce's own PATH (`env` never sets one):
+            // the environment is not runonce's to change, its memory being
+            // the child's
+            match &self.envp {
+                Some(envp) => {
+                    libc::execvpe(self.program.as_ptr(), self.argv.as_ptr(), envp.as_ptr())
+                }
+                None => libc::execvp(self.program.as_ptr(), self.argv.as_ptr()),
+            };
         }
         io::Error::last_os_error()
     }
 }
 
-unsafe extern "C" {
-    static mut environ: *const *const libc::c_char;
+/// What the child made with shared memory needs: it reads all but `errno`,
+/// which it sets if it cannot exec.
+#[cfg(target_arch = "x86_64")]
+struct Start<'a> {
+    cmd: &'a Command,
+    placed: bool,
+    pre_exec: &'a dyn Fn(bool) -> io::Result<()>,
+    errno: AtomicI32,
+}
+
+/// The child's first function, on its own stack; never returns.
+#[cfg(target_arch = "x86_64")]
+extern "C" fn start_child(start: *const libc::c_void) -> ! {
+    // SAFETY: `start` is the parent's `Start`, alive until this child has
+    // exec'd or exited (the parent waits in clone3 till then).
+    let start = unsafe { &*start.cast::<Start>() };
+    let e = start.cmd.child(start.placed, start.pre_exec);
+    let errno = e.raw_os_error().filter(|&n| n != 0).unwrap_or(libc::EINVAL);
+    start.errno.store(errno, Ordering::Release);
+    // SAFETY: _exit(2) ends this child alone (no CLONE_THREAD).
+    unsafe { libc::_exit(127) }
+}
+
+/// clone3(2) whose child calls `f(arg)` on the stack `args` gives it (the
+/// C library has no clone3 wrapper): the child's pid, or -errno.
+///
+/// # Safety
+/// `args` must give a valid stack the child may use until it exits or
+/// execs, and `f` must never return.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_calling(
+    args: &CloneArgs,
+    f: extern "C" fn(*const libc::c_void) -> !,
+    arg: *const libc::c_void,
+) -> isize {
+    let ret: isize;
+    // SAFETY: the syscall reads `args` only; in the child (rax 0) the
+    // kernel has set rsp to the top of the new stack, where `f` is called
+    // with `arg` (rdi) and a 16-byte aligned stack, no frame to return to.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "xor ebp, ebp",
+            "and rsp, -16",
+            "mov rdi, r12",
+            "call r13",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 as isize => ret,
+            in("rdi") std::ptr::from_ref(args),
+            in("rsi") size_of::<CloneArgs>(),
+            in("r12") arg,
+            in("r13") f,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// The stack of a child made with shared memory: mapped for it, a guard
+/// page below (an overflow faults instead of writing runonce's memory).
+#[cfg(target_arch = "x86_64")]
+struct ChildStack {
+    map: *mut libc::c_void,
+    len: usize,
+    usable_start: usize,
+    usable_len: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ChildStack {
+    const PAGE: usize = 4096;
+
+    /// Room for the set-up and for execvp, which copies argv onto the
+    /// stack to run a script without `#!` through sh (glibc's posix_spawn
+    /// sizes its stack so too).
+    fn new(argc: usize) -> io::Result<ChildStack> {
+        let usable =
+            (256 * 1024 + argc * size_of::<*const libc::c_char>()).next_multiple_of(Self::PAGE);
+        let len = usable + Self::PAGE;
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK | libc::MAP_NORESERVE;
+        // SAFETY: a new anonymous mapping; nothing else refers to it.
+        let map = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack =
+            ChildStack { map, len, usable_start: map as usize + Self::PAGE, usable_len: usable };
+        // SAFETY: the lowest page of our own mapping.
+        if unsafe { libc::mprotect(map, Self::PAGE, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, which no child uses any more (it has
+        // exec'd or exited before clone3 returned).
+        unsafe { libc::munmap(self.map, self.len) };
+    }
 }
 
 /// runonce's environment with `env` set over it, as `NAME=value` strings.
@@ -358,6 +529,40 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ERANGE), "forked: not placed");
         assert!(!marker.exists(), "exec'd after a failed set-up");
+    }
+
+    /// The child shares runonce's memory until its exec: the environment
+    /// it gets is its own, runonce's stays as it was.
+    #[test]
+    fn the_jobs_environment_is_not_runonces() {
+        let env = [("RUNONCE_SPAWN_ONLY_CHILD".to_string(), "1".to_string())];
+        let cmd = Command::new(&argv(&["sh", "-c", "[ \"$RUNONCE_SPAWN_ONLY_CHILD\" = 1 ]"]), &env)
+            .unwrap();
+        // SAFETY: the closure does nothing.
+        let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
+        assert_eq!(exit_code(s.pid), 0, "the child did not get its variable");
+        assert_eq!(std::env::var_os("RUNONCE_SPAWN_ONLY_CHILD"), None);
+    }
+
+    /// A script without `#!` runs through sh, for which execvp copies the
+    /// whole argv onto the child's stack: the stack grows with argv.
+    #[test]
+    fn a_long_argv_fits_the_childs_stack() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let script = t.path().join("no-shebang");
+        fs::write(&script, "exit 7\n").unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut words = vec![script.into_os_string()];
+        words.extend(std::iter::repeat_n(OsString::from("x"), 100_000));
+        let cmd = Command::new(&words, &[]).unwrap();
+        // SAFETY: the closure does nothing.
+        let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
+        let mut status = 0;
+        // SAFETY: a valid out-pointer; the pid is this test's child.
+        assert_eq!(unsafe { libc::waitpid(s.pid, &mut status, 0) }, s.pid);
+        assert!(libc::WIFEXITED(status), "the child died of signal {}", libc::WTERMSIG(status));
+        assert_eq!(libc::WEXITSTATUS(status), 7);
     }
 
     /// The environment given is added over runonce's own; the program is
