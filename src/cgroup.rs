@@ -97,16 +97,88 @@ pub struct Fs {
     pub freezer: Option<Hierarchy>,
     /// runonce runs as root: it may create its own parent at the v2 root.
     pub root: bool,
+    /// Not every hierarchy was looked for (`discover_v2`, `unknown`):
+    /// `create` looks again where these do not hold the job.
+    partial: bool,
     mkdir: fn(&Path) -> io::Result<()>,
     rmdir: fn(&Path) -> io::Result<()>,
 }
 
 impl Fs {
-    /// This machine's cgroup mounts and runonce's place in them.
+    /// This machine's cgroup mounts and runonce's place in them: where
+    /// systemd (and most init systems) mount them, else as the mount table
+    /// says.
     pub fn discover() -> Fs {
-        let mountinfo = sys::read_small("/proc/self/mountinfo").unwrap_or_default();
+        Fs::discover_in(false)
+    }
+
+    /// The v2 hierarchy alone where there is one: all that a job without
+    /// `--memory` or `--nproc` needs of it, three statfs calls fewer on a
+    /// hybrid layout.
+    pub fn discover_v2() -> Fs {
+        Fs::discover_in(true)
+    }
+
+    /// No hierarchy looked for yet (a job its process group holds).
+    pub fn unknown() -> Fs {
+        Fs {
+            partial: true,
+            ..Fs::empty(sys::geteuid() == 0, |p| fs::create_dir(p), |p| fs::remove_dir(p))
+        }
+    }
+
+    fn discover_in(v2_only: bool) -> Fs {
         let own = sys::read_small("/proc/self/cgroup").unwrap_or_default();
-        Fs::parse(&mountinfo, &own, sys::geteuid() == 0)
+        let root = sys::geteuid() == 0;
+        Fs::standard(&own, root, sys::fs_magic, v2_only).unwrap_or_else(|| {
+            let mountinfo = sys::read_small("/proc/self/mountinfo").unwrap_or_default();
+            Fs::parse(&mountinfo, &own, root)
+        })
+    }
+
+    /// The layout at `/sys/fs/cgroup` (v2 alone there, or a tmpfs with v2
+    /// at `unified` and v1 hierarchies named by their controller), read
+    /// with statfs(2): the mount table costs a run more than all of it
+    /// (it lists every mount, bench/RESULTS.md).  None unless every
+    /// hierarchy runonce sits in is found there, its cgroup under the mount
+    /// (a mount of a subtree, as in some containers, has no such path:
+    /// mountinfo tells its root).
+    fn standard(
+        own: &str,
+        root: bool,
+        magic: fn(&Path) -> Option<i64>,
+        v2_only: bool,
+    ) -> Option<Fs> {
+        const TOP: &str = "/sys/fs/cgroup";
+        const CGROUP2: i64 = libc::CGROUP2_SUPER_MAGIC;
+        const CGROUP1: i64 = libc::CGROUP_SUPER_MAGIC;
+        let mut fs = Fs::empty(root, |p| fs::create_dir(p), |p| fs::remove_dir(p));
+        let top = Path::new(TOP);
+        let pure = match magic(top)? {
+            CGROUP2 => true,
+            m if m == libc::TMPFS_MAGIC => false,
+            _ => return None,
+        };
+        for kind in [Kind::V2, Kind::Memory, Kind::Pids, Kind::Freezer] {
+            let Some(path) = own_path(own, kind) else { continue };
+            if kind != Kind::V2 && v2_only && fs.v2.is_some() {
+                fs.partial = true;
+                break;
+            }
+            let (mount, expected) = match (kind, pure) {
+                (Kind::V2, true) => (top.to_path_buf(), CGROUP2),
+                (Kind::V2, false) => (top.join("unified"), CGROUP2),
+                (_, true) => return None,
+                (_, false) => (top.join(kind.controller()), CGROUP1),
+            };
+            let rel = Path::new(&path).strip_prefix("/").ok()?;
+            // runonce's own cgroup, in a mount of the hierarchy's type
+            if magic(&mount.join(rel))? != expected {
+                return None;
+            }
+            *fs.slot(kind) = Some(Hierarchy { mount, own: rel.to_path_buf() });
+        }
+        Some(fs)
     }
 
     /// A layout with no hierarchy yet, making and removing cgroups with
@@ -116,7 +188,7 @@ impl Fs {
         mkdir: fn(&Path) -> io::Result<()>,
         rmdir: fn(&Path) -> io::Result<()>,
     ) -> Fs {
-        Fs { v2: None, memory: None, pids: None, freezer: None, root, mkdir, rmdir }
+        Fs { v2: None, memory: None, pids: None, freezer: None, root, partial: false, mkdir, rmdir }
     }
 
     /// Reads the layout from /proc/self/mountinfo and /proc/self/cgroup.
@@ -304,9 +376,15 @@ pub struct Cgroup {
 /// Creates the run's cgroup.  Half-made cgroups are removed before a
 /// failure is returned.
 pub fn create(fs: &Fs, want: &Want) -> Made {
+    // v1 hierarchies hold the limits v2 may lack, and the job where v2
+    // cannot
+    if fs.partial && (want.memory.is_some() || want.nproc.is_some()) {
+        return create(&Fs::discover(), want);
+    }
     let mut cg =
         Cgroup { fs: Box::new(fs.clone()), dirs: Vec::new(), procs: Vec::new(), v2_dir: None };
     match cg.build(want) {
+        Ok(()) if cg.dirs.is_empty() && fs.partial => create(&Fs::discover(), want),
         Ok(()) if cg.dirs.is_empty() => Made::Unavailable,
         Ok(()) => Made::Cgroup(cg),
         Err(why) => {
@@ -348,8 +426,8 @@ impl Cgroup {
     /// controllers its parent can hand down.
     fn make_v2(&mut self, h: &Hierarchy, leaf: &str, want: &Want) -> Result<(), String> {
         let wanted: &[&str] = if want.nproc.is_some() { &["memory", "pids"] } else { &["memory"] };
-        let parent = if self.fs.root {
-            enable(&h.mount, wanted);
+        let (parent, handed) = if self.fs.root {
+            let top = enable(&h.mount, wanted);
             let parent = h.mount.join(PARENT_V2);
             match (self.fs.mkdir)(&parent) {
                 Err(e) if denied(&e) => return Ok(()),
@@ -358,16 +436,20 @@ impl Cgroup {
                 }
                 _ => {}
             }
-            parent
+            // a controller the root does not hand down, runonce/ has not
+            let any = wanted.iter().any(|w| top.iter().any(|t| t == w));
+            let handed = if any { enable(&parent, wanted) } else { Vec::new() };
+            (parent, handed)
         } else {
-            h.own_dir()
+            let own = h.own_dir();
+            let handed = enable(&own, wanted);
+            (own, handed)
         };
-        enable(&parent, wanted);
         let Some(dir) = self.make_leaf(Kind::V2, &parent.join(leaf))? else {
             return Ok(());
         };
-        let controllers = words(&dir.join("cgroup.controllers"));
-        let has = |c: &str| controllers.iter().any(|w| w == c);
+        // a v2 cgroup's controllers are those its parent hands down
+        let has = |c: &str| handed.iter().any(|w| w == c);
         if has("memory") {
             self.mark(|d| d.memory = true);
             if let Some(bytes) = want.memory {
@@ -559,11 +641,11 @@ impl Cgroup {
     /// `cgroup.procs` lists them (no walk over every process of the
     /// machine): each through a pidfd whose process the kernel says is in
     /// this very cgroup (its ID is the directory's inode), so a PID reused
-    /// since the listing is never signalled.  The PIDs signalled; None where
-    /// the kernel cannot tell a pidfd's cgroup (before 6.13) or there is no
-    /// v2 directory.  Members of process group `signalled` are left out:
-    /// a kill of the group gave them the signals, and a second copy of a
-    /// queued (real-time) signal would be a second signal.
+    /// since the listing is never signalled.  The PIDs signalled, and those
+    /// of process group `signalled`, which are left out: a kill of the group
+    /// gave them the signals, and a second copy of a queued (real-time)
+    /// signal would be a second signal.  None where the kernel cannot tell a
+    /// pidfd's cgroup (before 6.13) or there is no v2 directory.
     pub fn signal_v2_members(&self, sigs: &[i32], signalled: Option<i32>) -> Option<HashSet<i32>> {
         let d = self.dirs.iter().find(|d| d.kind == Kind::V2)?;
         let mut sent = HashSet::new();
@@ -571,6 +653,7 @@ impl Cgroup {
             // the signalled group's members (a big tree's bulk) had the
             // signals with it: no pidfd and no check for them
             if signalled.is_some() && sys::getpgid(pid) == signalled {
+                sent.insert(pid);
                 continue;
             }
             let Ok(pidfd) = sys::pidfd_open(pid) else {
@@ -594,6 +677,15 @@ impl Cgroup {
             }
         }
         Some(sent)
+    }
+
+    /// Whether process `pid` is in the v2 cgroup now (the kernel's word,
+    /// through a pidfd, as in `signal_v2_members`).
+    pub fn holds(&self, pid: i32) -> bool {
+        let Some(d) = self.dirs.iter().find(|d| d.kind == Kind::V2) else {
+            return false;
+        };
+        sys::pidfd_open(pid).and_then(|fd| sys::pidfd_cgroup_id(&fd)).is_ok_and(|id| id == d.ino)
     }
 
     /// The live processes in the cgroup, in any of its hierarchies.
@@ -784,18 +876,26 @@ pub fn sweep(fs: &Fs, job: &str) {
 }
 
 /// Enables controllers for a cgroup's children where it has them and they
-/// are off.  Failure is no error: the job then goes without them.
-fn enable(dir: &Path, wanted: &[&str]) {
-    let have = words(&dir.join("cgroup.controllers"));
-    let on = words(&dir.join("cgroup.subtree_control"));
-    let missing: Vec<String> = wanted
-        .iter()
-        .filter(|&&c| have.iter().any(|h| h == c) && !on.iter().any(|o| o == c))
-        .map(|c| format!("+{c}"))
-        .collect();
-    if !missing.is_empty() {
-        let _ = write(&dir.join("cgroup.subtree_control"), &missing.join(" "));
+/// are off; returns the controllers its children get.  Failure is no error:
+/// the job then goes without them.  Where all are on already (every run but
+/// the first), one file is read.
+fn enable(dir: &Path, wanted: &[&str]) -> Vec<String> {
+    let control = dir.join("cgroup.subtree_control");
+    // "+memory" is how a write says it (and the tests' fake shows it)
+    let mut on: Vec<String> =
+        words(&control).into_iter().map(|w| w.trim_start_matches('+').to_string()).collect();
+    let is_on = |on: &[String], c: &str| on.iter().any(|o| o == c);
+    if wanted.iter().all(|&c| is_on(&on, c)) {
+        return on;
     }
+    let have = words(&dir.join("cgroup.controllers"));
+    let missing: Vec<&str> =
+        wanted.iter().copied().filter(|&c| have.iter().any(|h| h == c) && !is_on(&on, c)).collect();
+    let request: Vec<String> = missing.iter().map(|c| format!("+{c}")).collect();
+    if !missing.is_empty() && write(&control, &request.join(" ")).is_ok() {
+        on.extend(missing.iter().map(|c| c.to_string()));
+    }
+    on
 }
 
 /// Writes a control file that must exist (no create: a missing file is
@@ -1263,6 +1363,69 @@ mod tests {
 
     fn stat_state(pid: i32) -> Option<u8> {
         procs::stat(pid).map(|s| s.state)
+    }
+
+    fn layout(fs: &Fs) -> [Option<Hierarchy>; 4] {
+        [fs.v2.clone(), fs.memory.clone(), fs.pids.clone(), fs.freezer.clone()]
+    }
+
+    /// Where the cgroups are mounted as systemd mounts them, statfs finds
+    /// the very layout the mount table gives.
+    #[test]
+    fn standard_layout_agrees_with_the_mount_table() {
+        let own = sys::read_small("/proc/self/cgroup").unwrap();
+        let mountinfo = sys::read_small("/proc/self/mountinfo").unwrap();
+        let Some(fast) = Fs::standard(&own, true, sys::fs_magic, false) else {
+            eprintln!(
+                "SKIP cgroup::standard_layout_agrees_with_the_mount_table: \
+                 no cgroup mount at /sys/fs/cgroup here"
+            );
+            return;
+        };
+        let table = Fs::parse(&mountinfo, &own, true);
+        assert!(fast.v2.is_some() || fast.memory.is_some(), "found nothing");
+        assert_eq!(layout(&fast), layout(&table));
+    }
+
+    /// Anything but the standard layout goes to the mount table: another
+    /// filesystem at the top, a v1 hierarchy beside a pure v2 one, a
+    /// hierarchy elsewhere, a cgroup path that is no directory under the
+    /// mount (a subtree mounted, as in some containers).
+    #[test]
+    fn other_layouts_go_to_the_mount_table() {
+        const TOP: i64 = libc::CGROUP2_SUPER_MAGIC;
+        let ext4 = |_: &Path| Some(0xEF53);
+        assert!(Fs::standard("0::/\n", true, ext4, false).is_none());
+        let pure: fn(&Path) -> Option<i64> =
+            |p| (!p.to_string_lossy().contains("no-such")).then_some(TOP);
+        let fs = Fs::standard("0::/\n", true, pure, false).expect("pure v2");
+        assert_eq!(fs.v2, Some(Hierarchy { mount: "/sys/fs/cgroup".into(), own: "".into() }));
+        assert!(Fs::standard("0::/\n4:memory:/\n", true, pure, false).is_none(), "v1 beside v2");
+        let hybrid: fn(&Path) -> Option<i64> = |p| {
+            Some(match p.to_str().map(|p| p.trim_end_matches('/')) {
+                Some("/sys/fs/cgroup") => libc::TMPFS_MAGIC,
+                Some("/sys/fs/cgroup/unified") => TOP,
+                Some("/sys/fs/cgroup/memory/system.slice") => libc::CGROUP_SUPER_MAGIC,
+                _ => 0,
+            })
+        };
+        let fs =
+            Fs::standard("0::/\n4:memory:/system.slice\n", true, hybrid, false).expect("hybrid");
+        let memory =
+            Hierarchy { mount: "/sys/fs/cgroup/memory".into(), own: "system.slice".into() };
+        assert_eq!(fs.memory, Some(memory));
+        assert_eq!(fs.v2.unwrap().mount, Path::new("/sys/fs/cgroup/unified"));
+        assert!(Fs::standard("0::/\n5:pids:/\n", true, hybrid, false).is_none(), "pids elsewhere");
+        // v2 alone: the rest is looked for when a run needs it
+        let fs = Fs::standard("0::/\n4:memory:/system.slice\n", true, hybrid, true).expect("v2");
+        assert_eq!((fs.v2.is_some(), fs.memory.is_none(), fs.partial), (true, true, true));
+        let fs = Fs::standard("4:memory:/system.slice\n", true, hybrid, true).expect("v1 alone");
+        assert_eq!((fs.memory.is_some(), fs.partial), (true, false), "no v2: v1 is all there is");
+        let subtree = "0::/runonce-no-such-cgroup/x\n";
+        assert!(
+            Fs::standard(subtree, true, pure, false).is_none(),
+            "not a directory under the mount"
+        );
     }
 
     #[test]

@@ -52,6 +52,19 @@ pub fn attempt(cfg: &Config, fs: &Fs) -> Result<Option<Cgroup>, String> {
     }
 }
 
+/// The cgroup layout the run needs: all of it to clear what an earlier run
+/// left (`clear_stale`), none for a job its process group holds, else v2's
+/// (`create` looks for the rest if that cannot hold the job).
+pub fn layout(cfg: &Config, lock: &Lock) -> Fs {
+    if lock.previous.is_some() {
+        Fs::discover()
+    } else if cfg.contain == Contain::Pgroup {
+        Fs::unknown()
+    } else {
+        Fs::discover_v2()
+    }
+}
+
 /// `--nproc` with no pids cgroup to hold it falls back to RLIMIT_NPROC,
 /// which the kernel does not enforce on root (CAP_SYS_ADMIN or
 /// CAP_SYS_RESOURCE): then the limit is not applied, and that is said.
@@ -111,11 +124,13 @@ pub fn close(cgroup: Option<Cgroup>, keep_orphans: bool) -> Usage {
 /// nothing leaks.  Only the very cgroups those runs made count (name and
 /// inode, `Holder::cgroup`): after PID reuse, a cgroup of the same name may
 /// be a live run's.  Empty ones no record names go too (`cgroup::sweep`).
+/// A run that ended as it should removed its cgroups before its record: no
+/// record, nothing to clear, and no directory listing on the way to the job.
 pub fn clear_stale(lock: &Lock, fs: &Fs, job: &str) {
-    cgroup::sweep(fs, job);
     let Some(old) = &lock.previous else {
         return;
     };
+    cgroup::sweep(fs, job);
     for left in old.to_clear() {
         let Some(cg) = left.cgroup() else {
             continue;

@@ -177,14 +177,47 @@ impl Strangers {
 /// The live descendants of `root`, leaving out `strangers` and everything
 /// below them.
 pub fn descendants_except(root: i32, strangers: &Strangers) -> Vec<Member> {
+    below(root, vec![root], strangers, &children_of(&HashSet::new()))
+}
+
+/// The live descendants of `root` that are not `known` (the members of the
+/// job's cgroup, just signalled from its list): the processes that left the
+/// cgroup.  The known are not read (with a big tree, they are the bulk of
+/// the walk); a process whose parent is one of them is the job's if
+/// `in_job(parent)` confirms that parent is in the cgroup still (so a PID
+/// reused since the list was read leads nowhere).
+pub fn descendants_outside(
+    root: i32,
+    strangers: &Strangers,
+    known: &HashSet<i32>,
+    in_job: impl Fn(i32) -> bool,
+) -> Vec<Member> {
+    let children = children_of(known);
+    let mut tops = vec![root];
+    tops.extend(children.keys().copied().filter(|p| known.contains(p) && in_job(*p)));
+    below(root, tops, strangers, &children)
+}
+
+/// Every process but `skip`, by its parent.
+fn children_of(skip: &HashSet<i32>) -> HashMap<i32, Vec<(i32, Stat)>> {
     let mut children: HashMap<i32, Vec<(i32, Stat)>> = HashMap::new();
-    for pid in all_pids() {
+    for pid in all_pids().into_iter().filter(|p| !skip.contains(p)) {
         if let Some(s) = stat(pid) {
             children.entry(s.ppid).or_default().push((pid, s));
         }
     }
+    children
+}
+
+/// The live processes below `tops` (`root`'s strangers left out).
+fn below(
+    root: i32,
+    tops: Vec<i32>,
+    strangers: &Strangers,
+    children: &HashMap<i32, Vec<(i32, Stat)>>,
+) -> Vec<Member> {
     let mut found = Vec::new();
-    let mut todo = vec![root];
+    let mut todo = tops;
     let mut seen = HashSet::new();
     while let Some(parent) = todo.pop() {
         for &(pid, s) in children.get(&parent).map(Vec::as_slice).unwrap_or(&[]) {

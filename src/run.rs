@@ -57,6 +57,8 @@ struct Ctx<'a> {
     lease_error: Option<String>,
     /// `--ping`: the run's heartbeat pings, a sink beside the records.
     pinger: Option<Pinger>,
+    /// runonce's own process, as records name it (read once).
+    own: Option<ProcId>,
 }
 
 impl Ctx<'_> {
@@ -108,7 +110,7 @@ impl Ctx<'_> {
     fn me(&self) -> Holder {
         Holder {
             name: self.cfg.name.clone(),
-            runonce: ProcId::of(sys::getpid()),
+            runonce: self.own,
             started_unix: state::unix_now(),
             uid: sys::geteuid(),
             ..Holder::default()
@@ -172,6 +174,7 @@ pub fn run(cfg: &Config, signals: &Signals) -> Exit {
         lease_seen: None,
         lease_error: None,
         pinger: cfg.ping.clone().map(Pinger::new),
+        own: ProcId::of(sys::getpid()),
     };
     for note in &cfg.notes {
         ui::warn(note);
@@ -467,7 +470,7 @@ fn run_locked(
     if cfg.strict_limits && !plan.unapplied.is_empty() {
         return Err(own_failure(ctx, STRICT));
     }
-    let fs = contain::Fs::discover();
+    let fs = contain::layout(cfg, lock);
     contain::clear_stale(lock, &fs, &cfg.name);
     let mut run = Attempts {
         lock,
@@ -543,7 +546,13 @@ fn attempt(ctx: &mut Ctx, run: &mut Attempts) -> Result<(supervise::Ended, Recor
         }
     }
     run.holder.cgroups = cgroup.as_ref().map(Cgroup::identities).unwrap_or_default();
-    run.lock.write_holder(&run.holder);
+    // on record before the job is in it, so that a runonce SIGKILLed from
+    // here on leaves the cgroup to the next run; a later attempt's record
+    // drops the job that ended.  Without either, the record of the job's
+    // start follows at once.
+    if cgroup.is_some() || run.number > 1 {
+        run.lock.write_holder(&run.holder);
+    }
     let plan = contain::attempt_plan(&run.plan, cgroup.as_ref());
     let job = supervise::Job {
         cfg,

@@ -560,9 +560,16 @@ impl<'a> Supervisor<'a> {
         let listed =
             self.job.cgroup.and_then(|cg| cg.signal_v2_members(sigs, group)).unwrap_or_default();
         let walked;
-        let members = match members {
-            Some(m) => m,
-            None => {
+        let members = match (members, self.job.cgroup) {
+            (Some(m), _) => m,
+            (None, Some(cg)) if !listed.is_empty() => {
+                walked =
+                    procs::descendants_outside(sys::getpid(), self.job.strangers, &listed, |p| {
+                        cg.holds(p)
+                    });
+                &walked
+            }
+            (None, _) => {
                 walked = self.members();
                 &walked
             }

@@ -472,6 +472,11 @@ pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
 
 /// A small file of /proc or /sys, whole: read in 4 KiB blocks (std's
 /// `read_to_string` probes a file that says it is empty 32 bytes at a time).
+/// The filesystem type (statfs(2)'s f_type) of the mount holding `path`.
+pub fn fs_magic(path: &std::path::Path) -> Option<i64> {
+    nix::sys::statfs::statfs(path).ok().map(|s| s.filesystem_type().0)
+}
+
 pub fn read_small(path: &str) -> io::Result<String> {
     let file = std::fs::File::open(path)?;
     let mut text = Vec::new();

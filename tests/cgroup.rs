@@ -309,3 +309,43 @@ fn a_relayed_signal_reaches_the_job_once() {
     assert_eq!(status.code(), Some(1), "SIGRTMIN reached the job this many times");
     assert_eq!(env.finishes("rt")[0]["contain"], contain);
 }
+
+/// A process of the job that left both the job's cgroup (root may move
+/// itself) and its process group still gets a signal runonce relays: found
+/// through its parent, which is in the cgroup (the walk skips the cgroup's
+/// listed members and reads only the rest).  Its parent ignores the signal,
+/// so nothing but that walk can bring it there.
+#[test]
+fn a_relayed_signal_reaches_a_process_that_left_the_cgroup() {
+    let test = "a_relayed_signal_reaches_a_process_that_left_the_cgroup";
+    let Some(root_cgroup) = mounts().v2 else {
+        skip(&format!("cgroup::{test}"), "no cgroup v2 mounted");
+        return;
+    };
+    let env = Env::new();
+    let (pid_file, got) = (env.path("escaped.pid"), env.path("got"));
+    let escaped = format!(
+        "trap 'echo TERM > {got}; exit 0' TERM; echo \\$\\$ > {procs} && echo \\$\\$ > {pid}; \
+         while :; do sleep 0.05; done",
+        got = got.display(),
+        procs = root_cgroup.join("cgroup.procs").display(),
+        pid = pid_file.display()
+    );
+    let job = format!("setsid sh -c \"{escaped}\" & trap '' TERM; wait; wait");
+    let mut run = env
+        .cmd()
+        .args(["-n", "esc", "--contain", "cgroup", "--", "sh", "-c", &job])
+        .spawn()
+        .unwrap();
+    let pid = read_pid(&pid_file);
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    assert!(cgroup.contains("0::/\n"), "not out of the job's cgroup: {cgroup}");
+    kill(run.id() as i32, libc::SIGTERM);
+    let reached = wait_until(SLACK, || got.exists());
+    if !reached {
+        kill(pid, libc::SIGKILL);
+    }
+    let status = run.wait().unwrap();
+    assert!(reached, "the process outside the cgroup did not get the relayed TERM");
+    assert_eq!(status.code(), Some(0), "the job ends as it ends");
+}
