@@ -137,3 +137,28 @@ pub fn clear_stale(lock: &Lock, fs: &Fs, job: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(contain: &str) -> Config {
+        let argv = ["runonce", "--contain", contain, "--", "true"];
+        Config::from_cli(crate::cli::Cli::try_parse_from(argv).unwrap()).unwrap()
+    }
+
+    /// A cgroup that cannot be made for another reason than permission:
+    /// `--contain cgroup` does not start the job, `auto` runs it held by its
+    /// process group (man page, RESOURCE LIMITS).
+    #[test]
+    fn a_failed_cgroup_stops_the_job_only_where_required() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = cgroup::tests::failing(t.path());
+        let Err(err) = attempt(&config("cgroup"), &fs) else { panic!("the job would start") };
+        assert!(err.starts_with("--contain cgroup: "), "{err}");
+        assert!(err.ends_with("the job was not started"), "{err}");
+        assert!(attempt(&config("auto"), &fs).unwrap().is_none());
+        assert!(attempt(&config("pgroup"), &fs).unwrap().is_none());
+    }
+}
