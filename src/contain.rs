@@ -53,8 +53,9 @@ pub fn attempt(cfg: &Config, fs: &Fs) -> Result<Option<Cgroup>, String> {
 }
 
 /// `--nproc` with no pids cgroup to hold it falls back to RLIMIT_NPROC,
-/// which the kernel does not enforce on root (CAP_SYS_ADMIN or
-/// CAP_SYS_RESOURCE): then the limit is not applied, and that is said.
+/// which fork(2) does not enforce on root's processes (real uid 0, whatever
+/// their capabilities) nor on one with CAP_SYS_ADMIN or CAP_SYS_RESOURCE:
+/// then the limit is not applied, and that is said.
 pub fn nproc_unenforced(cfg: &Config, cgroup: Option<&Cgroup>) -> Option<String> {
     const CAP_SYS_RESOURCE: u32 = 24;
     const CAP_SYS_ADMIN: u32 = 21;
@@ -62,11 +63,13 @@ pub fn nproc_unenforced(cfg: &Config, cgroup: Option<&Cgroup>) -> Option<String>
     if cgroup.is_some_and(Cgroup::limits_pids) {
         return None;
     }
-    let exempt = sys::has_capability(CAP_SYS_ADMIN) || sys::has_capability(CAP_SYS_RESOURCE);
+    let exempt = sys::getuid() == 0
+        || sys::has_capability(CAP_SYS_ADMIN)
+        || sys::has_capability(CAP_SYS_RESOURCE);
     exempt.then(|| {
         format!(
-            "--nproc {n}: no pids cgroup here, and RLIMIT_NPROC does not bind a process \
-             with CAP_SYS_ADMIN or CAP_SYS_RESOURCE (root)"
+            "--nproc {n}: no pids cgroup here, and RLIMIT_NPROC does not bind root \
+             or a process with CAP_SYS_ADMIN or CAP_SYS_RESOURCE"
         )
     })
 }

@@ -447,3 +447,42 @@ fn nproc_without_a_pids_cgroup_is_reported_for_root() {
     let unapplied = rec["limits_unapplied"].as_array().unwrap();
     assert!(unapplied[0].as_str().unwrap().starts_with("--nproc 10"), "{rec}");
 }
+
+/// fork(2) does not hold root's processes (real uid 0, whatever their
+/// capabilities) nor one with CAP_SYS_ADMIN or CAP_SYS_RESOURCE to
+/// RLIMIT_NPROC: `--nproc` without a pids cgroup is said unapplied for
+/// those, and only for those.
+#[test]
+fn nproc_is_said_unapplied_exactly_where_rlimit_nproc_does_not_bind() {
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let admin = ["--inh-caps=+sys_admin", "--ambient-caps=+sys_admin"];
+    let cases: [(&str, Vec<&str>, bool); 3] = [
+        ("nobody", nobody.to_vec(), false),
+        ("nobody-admin", [&nobody[..], &admin[..]].concat(), true),
+        ("root-without-caps", vec!["--bounding-set=-sys_admin,-sys_resource"], true),
+    ];
+    for (name, setpriv, said) in cases {
+        let env = Env::new();
+        if name.starts_with("nobody") {
+            std::os::unix::fs::chown(env.dir.path(), Some(65534), Some(65534)).unwrap();
+        }
+        let caps = env.path("caps");
+        let inner = env.cmd();
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(&setpriv).arg("--").arg(inner.get_program()).args(inner.get_args());
+        cmd.args(["-n", name, "--contain", "pgroup", "--nproc", "10", "--", "sh", "-c"]);
+        // runonce's own effective set, read by the job
+        cmd.arg(format!("grep CapEff /proc/$PPID/status > {}", caps.display()));
+        let o = cmd.stdin(Stdio::null()).output().unwrap();
+        assert_eq!(code(&o), 0, "{name}: {}", stderr(&o));
+        let eff = std::fs::read_to_string(&caps).unwrap();
+        let eff = u64::from_str_radix(eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        let has = |cap: u32| eff >> cap & 1 == 1;
+        assert_eq!((has(21), has(24)), (name == "nobody-admin", false), "{name}: {eff:x}");
+        let err = stderr(&o);
+        assert_eq!(err.contains("--nproc 10: no pids cgroup"), said, "{name}: {err}");
+        let rec = env.finishes(name).pop().unwrap_or_else(|| panic!("{name}: {err}"));
+        let unapplied = rec["limits_unapplied"].as_array().map_or(0, Vec::len);
+        assert_eq!(unapplied, usize::from(said), "{name}: {rec}");
+    }
+}
