@@ -238,7 +238,7 @@ fn fork_into(cgroup: Option<BorrowedFd>) -> io::Result<Spawned> {
 mod tests {
     use super::*;
     use std::fs;
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, FromRawFd};
     use std::path::{Path, PathBuf};
 
     fn argv(words: &[&str]) -> Vec<OsString> {
@@ -379,5 +379,56 @@ mod tests {
         let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
         assert_eq!(exit_code(s.pid), 0);
         assert_eq!(fs::read_to_string(&out).unwrap(), "x y|path\nerr\n");
+    }
+
+    /// With 0-2 closed, a pipe can land on 1 or 2 (runonce holds them with
+    /// /dev/null, sys::hold_closed_stdio, but `Command` must not count on
+    /// it): each stream still reaches its own pipe, though the one meant
+    /// for stdout sits on 2 and the one for stderr on 1.  The descriptors
+    /// are set up in a test process of its own (this test binary again),
+    /// whose 1 and 2 may be replaced.
+    #[test]
+    fn outputs_given_on_1_and_2_are_not_crossed() {
+        const DIR: &str = "RUNONCE_SPAWN_TEST_CROSSED";
+        let name = "spawn::tests::outputs_given_on_1_and_2_are_not_crossed";
+        let Some(dir) = std::env::var_os(DIR) else {
+            let t = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([name, "--exact", "--test-threads=1"])
+                .env(DIR, t.path())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{status}");
+            let got = fs::read_to_string(t.path().join("got")).unwrap();
+            assert_eq!(got, "out\n|err\n", "stdout's pipe | stderr's pipe");
+            return;
+        };
+        let (out_r, out_w) = sys::pipe().unwrap();
+        let (err_r, err_w) = sys::pipe().unwrap();
+        // SAFETY: dup2 onto this process's own 1 and 2 (/dev/null), which
+        // the OwnedFds then own; nothing else here writes to them.
+        let (on_2, on_1) = unsafe {
+            assert_eq!(libc::dup2(out_w.as_raw_fd(), 2), 2);
+            assert_eq!(libc::dup2(err_w.as_raw_fd(), 1), 1);
+            (OwnedFd::from_raw_fd(2), OwnedFd::from_raw_fd(1))
+        };
+        drop((out_w, err_w));
+        let mut cmd = Command::new(&argv(&["sh", "-c", "echo out; echo err >&2"]), &[]).unwrap();
+        cmd.output(1, on_2).unwrap();
+        cmd.output(2, on_1).unwrap();
+        // SAFETY: the closure does nothing.
+        let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
+        assert_eq!(exit_code(s.pid), 0);
+        drop(cmd);
+        let read = |fd: OwnedFd| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut fs::File::from(fd), &mut text).unwrap();
+            text
+        };
+        let got = format!("{}|{}", read(out_r), read(err_r));
+        fs::write(Path::new(&dir).join("got"), got).unwrap();
     }
 }
