@@ -486,3 +486,28 @@ fn nproc_is_said_unapplied_exactly_where_rlimit_nproc_does_not_bind() {
         assert_eq!(unapplied, usize::from(said), "{name}: {rec}");
     }
 }
+
+/// A fork that fails (RLIMIT_NPROC, for a user it binds, at 1: runonce
+/// itself) is runonce's own failure, 125, with the reason, and the record
+/// says so: no job, no process signalled in its place.
+#[test]
+fn a_failed_fork_is_runonces_own_failure() {
+    let env = Env::new();
+    std::os::unix::fs::chown(env.dir.path(), Some(65534), Some(65534)).unwrap();
+    let ran = env.path("ran");
+    let inner = env.cmd();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["prlimit", "--nproc=1", "--"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .args(["-n", "nofork", "--contain", "pgroup", "--", "touch", ran.to_str().unwrap()])
+        .stdin(Stdio::null());
+    // a failed fork taken for a child would have runonce wait for it forever
+    let o = output_within(&mut cmd, SLACK);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot start"), "{}", stderr(&o));
+    assert!(!ran.exists());
+    let rec = env.finishes("nofork").pop().unwrap_or_else(|| panic!("{}", stderr(&o)));
+    assert_eq!((&rec["outcome"], &rec["exit"]), (&"error".into(), &125.into()), "{rec}");
+}
