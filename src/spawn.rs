@@ -431,4 +431,40 @@ mod tests {
         let got = format!("{}|{}", read(out_r), read(err_r));
         fs::write(Path::new(&dir).join("got"), got).unwrap();
     }
+
+    /// The job's environment is runonce's with the given variables set over
+    /// it: each given one once, with its new value, every other one as it
+    /// was (read from the job's /proc/self/environ, the block exec got).
+    #[test]
+    fn given_variables_replace_runonces_and_the_others_pass() {
+        let (kept, value) = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .find(|(k, _)| k != "PATH" && k != "RUNONCE_SPAWN_TEST")
+            .expect("a variable besides PATH in the test's environment");
+        let path = "/usr/bin:/bin:/runonce-spawn-test";
+        let given = [
+            ("PATH".to_string(), path.to_string()),
+            ("RUNONCE_SPAWN_TEST".to_string(), "1".to_string()),
+        ];
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("environ");
+        let mut cmd = Command::new(&argv(&["cat", "/proc/self/environ"]), &given).unwrap();
+        cmd.output(1, fs::File::create(&out).unwrap().into()).unwrap();
+        // SAFETY: the closure does nothing.
+        let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
+        assert_eq!(exit_code(s.pid), 0);
+        let block = fs::read(&out).unwrap();
+        let vars: Vec<&[u8]> = block.split(|&b| b == 0).filter(|v| !v.is_empty()).collect();
+        let named = |name: &str| -> Vec<String> {
+            let prefix = format!("{name}=");
+            vars.iter()
+                .filter_map(|v| v.strip_prefix(prefix.as_bytes()))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        };
+        assert_eq!(named("PATH"), [path]);
+        assert_eq!(named("RUNONCE_SPAWN_TEST"), ["1"]);
+        assert_eq!(named(&kept), [value]);
+        assert_eq!(vars.len(), std::env::vars_os().count() + 1, "PATH replaced, one added");
+    }
 }
