@@ -467,4 +467,39 @@ mod tests {
         assert_eq!(named(&kept), [value]);
         assert_eq!(vars.len(), std::env::vars_os().count() + 1, "PATH replaced, one added");
     }
+
+    /// A child made by clone3 that fails before exec is reaped by spawn:
+    /// it reports its end with SIGCHLD, as a fork's does, which a plain
+    /// waitpid needs (clone(2), __WALL; exec resets it, a failure before
+    /// exec does not).
+    #[test]
+    fn a_placed_child_that_fails_before_exec_is_reaped() {
+        let Some(cg) = TestCgroup::new("reap") else {
+            eprintln!("SKIP spawn::a_placed_child_that_fails_before_exec_is_reaped: no cgroup v2");
+            return;
+        };
+        let (pid_r, pid_w) = sys::pipe().unwrap();
+        let w = pid_w.as_raw_fd();
+        let cmd = Command::new(&argv(&["true"]), &[]).unwrap();
+        let dir = cg.open();
+        // SAFETY: the closure makes getpid(2) and write(2) calls only.
+        let e = unsafe {
+            cmd.spawn(Some(dir.as_fd()), &|placed| {
+                let pid = libc::getpid().to_ne_bytes();
+                libc::write(w, pid.as_ptr().cast(), pid.len());
+                Err(io::Error::from_raw_os_error(if placed { libc::EDOM } else { libc::ERANGE }))
+            })
+        }
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EDOM), "not placed by clone3");
+        let mut pid = [0u8; 4];
+        assert_eq!(sys::read_fd(pid_r.as_raw_fd(), &mut pid).unwrap(), 4);
+        let pid = i32::from_ne_bytes(pid);
+        let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::__WALL;
+        // SAFETY: a valid out-pointer; only looks for that child.
+        let got = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, info.as_mut_ptr(), flags) };
+        let err = io::Error::last_os_error();
+        assert_eq!((got, err.raw_os_error()), (-1, Some(libc::ECHILD)), "left unreaped");
+    }
 }
