@@ -511,3 +511,26 @@ fn a_failed_fork_is_runonces_own_failure() {
     let rec = env.finishes("nofork").pop().unwrap_or_else(|| panic!("{}", stderr(&o)));
     assert_eq!((&rec["outcome"], &rec["exit"]), (&"error".into(), &125.into()), "{rec}");
 }
+
+/// Under `--quiet` a warning (here `--nproc` not applied for root) is held
+/// with the job's output: on stderr when the run fails, not when it
+/// succeeds; the record has it both times.
+#[test]
+fn quiet_holds_warnings_until_the_run_fails() {
+    let env = Env::new();
+    let run = |name: &str, script: &str| {
+        let quiet = ["--quiet", "--contain", "pgroup", "--nproc", "10", "--", "sh", "-c", script];
+        env.cmd().args(["-n", name]).args(quiet).output().unwrap()
+    };
+    let ok = run("ok", "exit 0");
+    assert_eq!(code(&ok), 0);
+    assert_eq!(stderr(&ok), "", "no cron mail for a run that went well");
+    let failed = run("failed", "exit 3");
+    assert_eq!(code(&failed), 3);
+    assert!(stderr(&failed).contains("--nproc 10"), "{}", stderr(&failed));
+    for name in ["ok", "failed"] {
+        let rec = env.finishes(name).pop().unwrap();
+        let warnings = rec["warnings"].as_array().unwrap_or_else(|| panic!("{rec}"));
+        assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("--nproc 10")), "{rec}");
+    }
+}
