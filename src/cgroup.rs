@@ -925,8 +925,16 @@ fn pids_in(dir: &Path) -> Vec<i32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A cgroup v2 layout (root) whose every mkdir fails with EIO: a
+    /// failure to make the cgroup that is not a refusal of permission.
+    pub(crate) fn failing(dir: &Path) -> Fs {
+        let mut fs = fake(dir, true, &[], true);
+        fs.mkdir = |_| Err(io::Error::from_raw_os_error(libc::EIO));
+        fs
+    }
 
     /// A fake cgroup filesystem in a temp dir: mkdir fills a new directory
     /// with the control files the kernel would show, by the hierarchy named

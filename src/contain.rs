@@ -66,8 +66,9 @@ pub fn layout(cfg: &Config, lock: &Lock) -> Fs {
 }
 
 /// `--nproc` with no pids cgroup to hold it falls back to RLIMIT_NPROC,
-/// which the kernel does not enforce on root (CAP_SYS_ADMIN or
-/// CAP_SYS_RESOURCE): then the limit is not applied, and that is said.
+/// which fork(2) does not enforce on root's processes (real uid 0, whatever
+/// their capabilities) nor on one with CAP_SYS_ADMIN or CAP_SYS_RESOURCE:
+/// then the limit is not applied, and that is said.
 pub fn nproc_unenforced(cfg: &Config, cgroup: Option<&Cgroup>) -> Option<String> {
     const CAP_SYS_RESOURCE: u32 = 24;
     const CAP_SYS_ADMIN: u32 = 21;
@@ -75,11 +76,13 @@ pub fn nproc_unenforced(cfg: &Config, cgroup: Option<&Cgroup>) -> Option<String>
     if cgroup.is_some_and(Cgroup::limits_pids) {
         return None;
     }
-    let exempt = sys::has_capability(CAP_SYS_ADMIN) || sys::has_capability(CAP_SYS_RESOURCE);
+    let exempt = sys::getuid() == 0
+        || sys::has_capability(CAP_SYS_ADMIN)
+        || sys::has_capability(CAP_SYS_RESOURCE);
     exempt.then(|| {
         format!(
-            "--nproc {n}: no pids cgroup here, and RLIMIT_NPROC does not bind a process \
-             with CAP_SYS_ADMIN or CAP_SYS_RESOURCE (root)"
+            "--nproc {n}: no pids cgroup here, and RLIMIT_NPROC does not bind root \
+             or a process with CAP_SYS_ADMIN or CAP_SYS_RESOURCE"
         )
     })
 }
@@ -150,5 +153,30 @@ pub fn clear_stale(lock: &Lock, fs: &Fs, job: &str) {
         if let Err(e) = cg.remove() {
             ui::warn(&e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(contain: &str) -> Config {
+        let argv = ["runonce", "--contain", contain, "--", "true"];
+        Config::from_cli(crate::cli::Cli::try_parse_from(argv).unwrap()).unwrap()
+    }
+
+    /// A cgroup that cannot be made for another reason than permission:
+    /// `--contain cgroup` does not start the job, `auto` runs it held by its
+    /// process group (man page, RESOURCE LIMITS).
+    #[test]
+    fn a_failed_cgroup_stops_the_job_only_where_required() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = cgroup::tests::failing(t.path());
+        let Err(err) = attempt(&config("cgroup"), &fs) else { panic!("the job would start") };
+        assert!(err.starts_with("--contain cgroup: "), "{err}");
+        assert!(err.ends_with("the job was not started"), "{err}");
+        assert!(attempt(&config("auto"), &fs).unwrap().is_none());
+        assert!(attempt(&config("pgroup"), &fs).unwrap().is_none());
     }
 }

@@ -149,4 +149,21 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {metric} ")), "{metric}");
         }
     }
+
+    /// The values are in the units the names say, a job that never ran
+    /// has no exit status (-1, not 0 or 1), and label values are escaped
+    /// as the text format asks (a name is checked, a lease's host is not).
+    #[test]
+    fn units_unknowns_and_escapes() {
+        let s = JobState { name: "j".into(), last_maxrss_kib: Some(3), ..Default::default() };
+        let lease = Holder { host: "h\"1\\\n".into(), pid: 7, token: 9, age_s: 0.0 };
+        let text = render(&s, 0, Some(&lease));
+        assert!(text.contains("runonce_last_maxrss_bytes{job=\"j\"} 3072\n"), "{text}");
+        assert!(text.contains("runonce_last_exit_code{job=\"j\"} -1\n"), "{text}");
+        assert!(
+            text.contains("runonce_lease_holder{job=\"j\",host=\"h\\\"1\\\\\\n\",pid=\"7\"} 1\n"),
+            "{text}"
+        );
+        assert_eq!(path(Path::new("/m"), "j"), Path::new("/m/runonce_j.prom"));
+    }
 }

@@ -409,7 +409,7 @@ fn fork_into(cgroup: Option<BorrowedFd>) -> io::Result<Spawned> {
 mod tests {
     use super::*;
     use std::fs;
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, FromRawFd};
     use std::path::{Path, PathBuf};
 
     fn argv(words: &[&str]) -> Vec<OsString> {
@@ -584,5 +584,127 @@ mod tests {
         let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
         assert_eq!(exit_code(s.pid), 0);
         assert_eq!(fs::read_to_string(&out).unwrap(), "x y|path\nerr\n");
+    }
+
+    /// With 0-2 closed, a pipe can land on 1 or 2 (runonce holds them with
+    /// /dev/null, sys::hold_closed_stdio, but `Command` must not count on
+    /// it): each stream still reaches its own pipe, though the one meant
+    /// for stdout sits on 2 and the one for stderr on 1.  The descriptors
+    /// are set up in a test process of its own (this test binary again),
+    /// whose 1 and 2 may be replaced.
+    #[test]
+    fn outputs_given_on_1_and_2_are_not_crossed() {
+        const DIR: &str = "RUNONCE_SPAWN_TEST_CROSSED";
+        let name = "spawn::tests::outputs_given_on_1_and_2_are_not_crossed";
+        let Some(dir) = std::env::var_os(DIR) else {
+            let t = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([name, "--exact", "--test-threads=1"])
+                .env(DIR, t.path())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{status}");
+            let got = fs::read_to_string(t.path().join("got")).unwrap();
+            assert_eq!(got, "out\n|err\n", "stdout's pipe | stderr's pipe");
+            return;
+        };
+        let (out_r, out_w) = sys::pipe().unwrap();
+        let (err_r, err_w) = sys::pipe().unwrap();
+        // SAFETY: dup2 onto this process's own 1 and 2 (/dev/null), which
+        // the OwnedFds then own; nothing else here writes to them.
+        let (on_2, on_1) = unsafe {
+            assert_eq!(libc::dup2(out_w.as_raw_fd(), 2), 2);
+            assert_eq!(libc::dup2(err_w.as_raw_fd(), 1), 1);
+            (OwnedFd::from_raw_fd(2), OwnedFd::from_raw_fd(1))
+        };
+        drop((out_w, err_w));
+        let mut cmd = Command::new(&argv(&["sh", "-c", "echo out; echo err >&2"]), &[]).unwrap();
+        cmd.output(1, on_2).unwrap();
+        cmd.output(2, on_1).unwrap();
+        // SAFETY: the closure does nothing.
+        let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
+        assert_eq!(exit_code(s.pid), 0);
+        drop(cmd);
+        let read = |fd: OwnedFd| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut fs::File::from(fd), &mut text).unwrap();
+            text
+        };
+        let got = format!("{}|{}", read(out_r), read(err_r));
+        fs::write(Path::new(&dir).join("got"), got).unwrap();
+    }
+
+    /// The job's environment is runonce's with the given variables set over
+    /// it: each given one once, with its new value, every other one as it
+    /// was (read from the job's /proc/self/environ, the block exec got).
+    #[test]
+    fn given_variables_replace_runonces_and_the_others_pass() {
+        let (kept, value) = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .find(|(k, _)| k != "PATH" && k != "RUNONCE_SPAWN_TEST")
+            .expect("a variable besides PATH in the test's environment");
+        let path = "/usr/bin:/bin:/runonce-spawn-test";
+        let given = [
+            ("PATH".to_string(), path.to_string()),
+            ("RUNONCE_SPAWN_TEST".to_string(), "1".to_string()),
+        ];
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("environ");
+        let mut cmd = Command::new(&argv(&["cat", "/proc/self/environ"]), &given).unwrap();
+        cmd.output(1, fs::File::create(&out).unwrap().into()).unwrap();
+        // SAFETY: the closure does nothing.
+        let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
+        assert_eq!(exit_code(s.pid), 0);
+        let block = fs::read(&out).unwrap();
+        let vars: Vec<&[u8]> = block.split(|&b| b == 0).filter(|v| !v.is_empty()).collect();
+        let named = |name: &str| -> Vec<String> {
+            let prefix = format!("{name}=");
+            vars.iter()
+                .filter_map(|v| v.strip_prefix(prefix.as_bytes()))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        };
+        assert_eq!(named("PATH"), [path]);
+        assert_eq!(named("RUNONCE_SPAWN_TEST"), ["1"]);
+        assert_eq!(named(&kept), [value]);
+        assert_eq!(vars.len(), std::env::vars_os().count() + 1, "PATH replaced, one added");
+    }
+
+    /// A child made by clone3 that fails before exec is reaped by spawn:
+    /// it reports its end with SIGCHLD, as a fork's does, which a plain
+    /// waitpid needs (clone(2), __WALL; exec resets it, a failure before
+    /// exec does not).
+    #[test]
+    fn a_placed_child_that_fails_before_exec_is_reaped() {
+        let Some(cg) = TestCgroup::new("reap") else {
+            eprintln!("SKIP spawn::a_placed_child_that_fails_before_exec_is_reaped: no cgroup v2");
+            return;
+        };
+        let (pid_r, pid_w) = sys::pipe().unwrap();
+        let w = pid_w.as_raw_fd();
+        let cmd = Command::new(&argv(&["true"]), &[]).unwrap();
+        let dir = cg.open();
+        // SAFETY: the closure makes getpid(2) and write(2) calls only.
+        let e = unsafe {
+            cmd.spawn(Some(dir.as_fd()), &|placed| {
+                let pid = libc::getpid().to_ne_bytes();
+                libc::write(w, pid.as_ptr().cast(), pid.len());
+                Err(io::Error::from_raw_os_error(if placed { libc::EDOM } else { libc::ERANGE }))
+            })
+        }
+        .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EDOM), "not placed by clone3");
+        let mut pid = [0u8; 4];
+        assert_eq!(sys::read_fd(pid_r.as_raw_fd(), &mut pid).unwrap(), 4);
+        let pid = i32::from_ne_bytes(pid);
+        let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::__WALL;
+        // SAFETY: a valid out-pointer; only looks for that child.
+        let got = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, info.as_mut_ptr(), flags) };
+        let err = io::Error::last_os_error();
+        assert_eq!((got, err.raw_os_error()), (-1, Some(libc::ECHILD)), "left unreaped");
     }
 }

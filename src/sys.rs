@@ -410,6 +410,10 @@ pub fn hold_closed_stdio() {
     }
 }
 
+pub fn getuid() -> u32 {
+    nix::unistd::getuid().as_raw()
+}
+
 pub fn geteuid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }

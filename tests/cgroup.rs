@@ -238,6 +238,48 @@ fn kept_orphans_leave_the_cgroup() {
     }
 }
 
+/// A runonce SIGKILLed, then its job's main process ends: a process that
+/// let go of the lock may stay in the run's cgroup, supervised by nobody.
+/// The next run, holder of the lock now, kills it, removes the cgroup and
+/// says so.
+#[test]
+fn next_run_kills_what_a_killed_runonce_left_in_its_cgroup() {
+    if cgroups("next_run_kills_what_a_killed_runonce_left_in_its_cgroup", false).is_none() {
+        return;
+    }
+    let env = Env::new();
+    let cg = env.path("cg");
+    let go = env.path("go");
+    let daemon_pid = env.path("daemon.pid");
+    let daemon = format!(
+        r#"perl -e 'use POSIX; POSIX::close($_) for 3..1023; POSIX::setsid();
+           open(my $f, ">", "{0}.tmp"); print $f "$$\n"; close $f;
+           rename("{0}.tmp", "{0}"); sleep 1000' &"#,
+        daemon_pid.display()
+    );
+    let wait_go = format!("while [ ! -e {} ]; do sleep 0.02; done", go.display());
+    let job = dirs::cat_cgroup(&cg, &format!("{daemon} {wait_go}"));
+    let mut first = env.cmd().args(["-n", "sk", "--", "sh", "-c", &job]).spawn().unwrap();
+    let daemon = read_pid(&daemon_pid);
+    wait_file(&cg);
+    kill(first.id() as i32, libc::SIGKILL);
+    first.wait().unwrap();
+    let dirs = job_dirs(&cg);
+    assert!(!dirs.is_empty());
+    std::fs::write(&go, "").unwrap();
+    let o = env.run(&["-n", "sk", "--wait=10", "--", "true"]);
+    let gone = wait_until(SLACK, || !alive(daemon));
+    if !gone {
+        kill(daemon, libc::SIGKILL);
+    }
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(gone, "the killed run's daemon survived the next run");
+    assert!(stderr(&o).contains("were still in its cgroup: killed"), "{}", stderr(&o));
+    for d in &dirs {
+        assert!(!d.exists(), "{} of the killed runonce is left behind", d.display());
+    }
+}
+
 /// Without root or delegation: the process group, silently; and
 /// `--contain cgroup` refuses to run.
 #[test]

@@ -447,3 +447,90 @@ fn nproc_without_a_pids_cgroup_is_reported_for_root() {
     let unapplied = rec["limits_unapplied"].as_array().unwrap();
     assert!(unapplied[0].as_str().unwrap().starts_with("--nproc 10"), "{rec}");
 }
+
+/// fork(2) does not hold root's processes (real uid 0, whatever their
+/// capabilities) nor one with CAP_SYS_ADMIN or CAP_SYS_RESOURCE to
+/// RLIMIT_NPROC: `--nproc` without a pids cgroup is said unapplied for
+/// those, and only for those.
+#[test]
+fn nproc_is_said_unapplied_exactly_where_rlimit_nproc_does_not_bind() {
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let admin = ["--inh-caps=+sys_admin", "--ambient-caps=+sys_admin"];
+    let cases: [(&str, Vec<&str>, bool); 3] = [
+        ("nobody", nobody.to_vec(), false),
+        ("nobody-admin", [&nobody[..], &admin[..]].concat(), true),
+        ("root-without-caps", vec!["--bounding-set=-sys_admin,-sys_resource"], true),
+    ];
+    for (name, setpriv, said) in cases {
+        let env = Env::new();
+        if name.starts_with("nobody") {
+            std::os::unix::fs::chown(env.dir.path(), Some(65534), Some(65534)).unwrap();
+        }
+        let caps = env.path("caps");
+        let inner = env.cmd();
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(&setpriv).arg("--").arg(inner.get_program()).args(inner.get_args());
+        cmd.args(["-n", name, "--contain", "pgroup", "--nproc", "10", "--", "sh", "-c"]);
+        // runonce's own effective set, read by the job
+        cmd.arg(format!("grep CapEff /proc/$PPID/status > {}", caps.display()));
+        let o = cmd.stdin(Stdio::null()).output().unwrap();
+        assert_eq!(code(&o), 0, "{name}: {}", stderr(&o));
+        let eff = std::fs::read_to_string(&caps).unwrap();
+        let eff = u64::from_str_radix(eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        let has = |cap: u32| eff >> cap & 1 == 1;
+        assert_eq!((has(21), has(24)), (name == "nobody-admin", false), "{name}: {eff:x}");
+        let err = stderr(&o);
+        assert_eq!(err.contains("--nproc 10: no pids cgroup"), said, "{name}: {err}");
+        let rec = env.finishes(name).pop().unwrap_or_else(|| panic!("{name}: {err}"));
+        let unapplied = rec["limits_unapplied"].as_array().map_or(0, Vec::len);
+        assert_eq!(unapplied, usize::from(said), "{name}: {rec}");
+    }
+}
+
+/// A fork that fails (RLIMIT_NPROC, for a user it binds, at 1: runonce
+/// itself) is runonce's own failure, 125, with the reason, and the record
+/// says so: no job, no process signalled in its place.
+#[test]
+fn a_failed_fork_is_runonces_own_failure() {
+    let env = Env::new();
+    std::os::unix::fs::chown(env.dir.path(), Some(65534), Some(65534)).unwrap();
+    let ran = env.path("ran");
+    let inner = env.cmd();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["prlimit", "--nproc=1", "--"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .args(["-n", "nofork", "--contain", "pgroup", "--", "touch", ran.to_str().unwrap()])
+        .stdin(Stdio::null());
+    // a failed fork taken for a child would have runonce wait for it forever
+    let o = output_within(&mut cmd, SLACK);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot start"), "{}", stderr(&o));
+    assert!(!ran.exists());
+    let rec = env.finishes("nofork").pop().unwrap_or_else(|| panic!("{}", stderr(&o)));
+    assert_eq!((&rec["outcome"], &rec["exit"]), (&"error".into(), &125.into()), "{rec}");
+}
+
+/// Under `--quiet` a warning (here `--nproc` not applied for root) is held
+/// with the job's output: on stderr when the run fails, not when it
+/// succeeds; the record has it both times.
+#[test]
+fn quiet_holds_warnings_until_the_run_fails() {
+    let env = Env::new();
+    let run = |name: &str, script: &str| {
+        let quiet = ["--quiet", "--contain", "pgroup", "--nproc", "10", "--", "sh", "-c", script];
+        env.cmd().args(["-n", name]).args(quiet).output().unwrap()
+    };
+    let ok = run("ok", "exit 0");
+    assert_eq!(code(&ok), 0);
+    assert_eq!(stderr(&ok), "", "no cron mail for a run that went well");
+    let failed = run("failed", "exit 3");
+    assert_eq!(code(&failed), 3);
+    assert!(stderr(&failed).contains("--nproc 10"), "{}", stderr(&failed));
+    for name in ["ok", "failed"] {
+        let rec = env.finishes(name).pop().unwrap();
+        let warnings = rec["warnings"].as_array().unwrap_or_else(|| panic!("{rec}"));
+        assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("--nproc 10")), "{rec}");
+    }
+}

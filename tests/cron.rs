@@ -225,6 +225,27 @@ fn retries_back_off_and_hold_the_lock() {
     assert!(whole >= g.iter().sum::<f64>(), "the finish covers every attempt: {whole}");
 }
 
+/// cron jobs often run with stdout on /dev/null or a file, which poll(2)
+/// always finds readable: a pause must wait on runonce's signals alone,
+/// never on whatever descriptor 1 happens to be.
+#[test]
+fn retry_pause_holds_with_stdout_on_dev_null() {
+    let env = Env::new();
+    let (script, starts, ends) = timed_job(&env, "1");
+    let out = env
+        .cmd()
+        .args(["-n", "null", "--retries", "1", "--retry-delay", "1", "--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let g = gaps(&times(&starts), &times(&ends));
+    assert_eq!(g.len(), 1);
+    // nominal 1 s, jittered down to 0.8 s at the least
+    assert!(g[0] >= 0.78, "the pause was skipped: {g:?}");
+}
+
 #[test]
 fn retry_delay_is_capped() {
     let env = Env::new();

@@ -188,3 +188,21 @@ fn nproc_limit_from_the_pids_cgroup_is_named() {
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     named(&env, &out, "few", None);
 }
+
+/// Where a pids cgroup holds `--nproc`, RLIMIT_NPROC is left as it was (it
+/// counts every process of the user), and the other limits are set all the
+/// same.
+#[test]
+fn a_pids_cgroup_takes_the_place_of_rlimit_nproc_only() {
+    if crate::cgroup::dirs::mounts().pids.is_none() {
+        skip("limit::a_pids_cgroup_takes_the_place_of_rlimit_nproc_only", "no pids controller");
+        return;
+    }
+    let env = Env::new();
+    let ulimits = ["bash", "-c", "ulimit -n; ulimit -u"];
+    let out = run(&env, "pids", &["--nproc", "50", "--nofile", "77"], &ulimits);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let inherited = Command::new("bash").args(["-c", "ulimit -u"]).output().unwrap();
+    let want = format!("77\n{}", String::from_utf8_lossy(&inherited.stdout));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}

@@ -79,6 +79,10 @@ fn every_outcome_has_one_finish_record_with_the_contract_keys() {
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0]["exit"], 75);
     assert_eq!(skipped[0]["consecutive_skips"], 1);
+    // a run that went ahead counts no skips in its record
+    let ran: Vec<_> = env.finishes("busy").into_iter().filter(|r| r["outcome"] == "ok").collect();
+    assert_eq!(ran.len(), 1);
+    assert!(ran[0]["consecutive_skips"].is_null(), "{}", ran[0]);
 }
 
 #[test]
