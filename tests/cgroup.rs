@@ -179,6 +179,17 @@ fn next_run_removes_the_cgroup_of_a_killed_runonce() {
     }
 }
 
+/// A shell line starting a daemon that lets go of the lock (closes every
+/// descriptor above 2, leaves the session) and writes its PID to `pid_file`.
+fn lock_free_daemon(pid_file: &std::path::Path) -> String {
+    format!(
+        r#"perl -e 'use POSIX; POSIX::close($_) for 3..1023; POSIX::setsid();
+           open(my $f, ">", "{0}.tmp"); print $f "$$\n"; close $f;
+           rename("{0}.tmp", "{0}"); sleep 1000' &"#,
+        pid_file.display()
+    )
+}
+
 /// `--replace` of an orphaned job kills what only its cgroup still knows:
 /// a daemon that closed the lock's descriptor and whose runonce is gone.
 #[test]
@@ -189,12 +200,7 @@ fn replace_kills_cgroup_members_that_let_go_of_the_lock() {
     let env = Env::new();
     let cg = env.path("cg");
     let daemon_pid = env.path("daemon.pid");
-    let daemon = format!(
-        r#"perl -e 'use POSIX; POSIX::close($_) for 3..1023; POSIX::setsid();
-           open(my $f, ">", "{0}.tmp"); print $f "$$\n"; close $f;
-           rename("{0}.tmp", "{0}"); sleep 1000' &"#,
-        daemon_pid.display()
-    );
+    let daemon = lock_free_daemon(&daemon_pid);
     let job = dirs::cat_cgroup(&cg, &format!("{daemon} sleep 1000"));
     let mut first = env.cmd().args(["-n", "rp", "--", "sh", "-c", &job]).spawn().unwrap();
     let daemon = read_pid(&daemon_pid);
@@ -251,12 +257,7 @@ fn next_run_kills_what_a_killed_runonce_left_in_its_cgroup() {
     let cg = env.path("cg");
     let go = env.path("go");
     let daemon_pid = env.path("daemon.pid");
-    let daemon = format!(
-        r#"perl -e 'use POSIX; POSIX::close($_) for 3..1023; POSIX::setsid();
-           open(my $f, ">", "{0}.tmp"); print $f "$$\n"; close $f;
-           rename("{0}.tmp", "{0}"); sleep 1000' &"#,
-        daemon_pid.display()
-    );
+    let daemon = lock_free_daemon(&daemon_pid);
     let wait_go = format!("while [ ! -e {} ]; do sleep 0.02; done", go.display());
     let job = dirs::cat_cgroup(&cg, &format!("{daemon} {wait_go}"));
     let mut first = env.cmd().args(["-n", "sk", "--", "sh", "-c", &job]).spawn().unwrap();
