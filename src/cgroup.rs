@@ -688,6 +688,37 @@ impl Cgroup {
         sys::pidfd_open(pid).and_then(|fd| sys::pidfd_cgroup_id(&fd)).is_ok_and(|id| id == d.ino)
     }
 
+    /// Every process of the v2 hierarchy, wherever it is in it, from its
+    /// cgroups' lists (a process that left the job's cgroup is in one of
+    /// them); None if the hierarchy cannot be read whole.  Where the mount
+    /// shows part of the hierarchy (a container), a process moved out of
+    /// that part (which takes root and a mount of the whole) is not seen.
+    pub fn hierarchy_pids(&self) -> Option<Vec<i32>> {
+        let mut todo = vec![self.fs.v2.as_ref()?.mount.clone()];
+        let mut pids = Vec::new();
+        while let Some(dir) = todo.pop() {
+            let listed = match fs::read_to_string(dir.join("cgroup.procs")) {
+                Ok(text) => text,
+                // removed meanwhile: its processes went to its parent
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => return None,
+            };
+            pids.extend(listed.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => return None,
+            };
+            for entry in entries {
+                let entry = entry.ok()?;
+                if entry.file_type().ok()?.is_dir() {
+                    todo.push(entry.path());
+                }
+            }
+        }
+        Some(pids)
+    }
+
     /// The live processes in the cgroup, in any of its hierarchies.
     pub fn members(&self) -> Vec<ProcId> {
         let mut found: Vec<ProcId> = Vec::new();
@@ -1035,6 +1066,30 @@ pub(crate) mod tests {
             Made::Unavailable => panic!("unavailable"),
             Made::Failed(why) => panic!("failed: {why}"),
         }
+    }
+
+    /// Every process of the hierarchy, from each cgroup's list down to the
+    /// job's own children; a cgroup that cannot be read gives None (the
+    /// walk then lists /proc), one removed meanwhile is passed over.
+    #[test]
+    fn hierarchy_pids_reads_every_cgroup() {
+        let t = tempfile::tempdir().unwrap();
+        let fs = fake(t.path(), true, &[], true);
+        let top = t.path().join("unified");
+        let cg = made(&fs, &want(None, None));
+        let leaf = top.join("runonce/runonce-backup@4242");
+        fs::write(top.join("cgroup.procs"), "1\n2\n").unwrap();
+        fs::write(top.join("cron/cgroup.procs"), "30\n").unwrap();
+        fs::write(leaf.join("cgroup.procs"), "40\n41\n").unwrap();
+        fs::create_dir(leaf.join("moved")).unwrap();
+        fs::write(leaf.join("moved/cgroup.procs"), "50\n").unwrap();
+        fs::create_dir(top.join("gone")).unwrap();
+        let mut pids = cg.hierarchy_pids().unwrap();
+        pids.sort_unstable();
+        assert_eq!(pids, [1, 2, 30, 40, 41, 50], "a cgroup without a list was removed");
+        fs::create_dir(top.join("unreadable")).unwrap();
+        fs::create_dir(top.join("unreadable/cgroup.procs")).unwrap();
+        assert_eq!(cg.hierarchy_pids(), None, "a list that cannot be read");
     }
 
     /// The pure v2 layout of Debian 12 and Ubuntu 22.04+: runonce (root)

@@ -198,6 +198,10 @@ impl Stream {
 
     /// Reads what the pipe has, also into `tail` if given.  Returns the
     /// number of bytes read (0 at EOF, which closes the stream).
+    // Not inlined: its 64 KiB buffer in the supervisor's frame made every
+    // run fault in 16 stack pages (the stack probe touches each), output
+    // captured or not.
+    #[inline(never)]
     pub fn read(&mut self, held: Option<&mut Held>, tail: Option<&mut Tail>) -> usize {
         let Some(src) = &self.src else { return 0 };
         let mut buf = [0u8; 65536];

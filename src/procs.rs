@@ -182,17 +182,19 @@ pub fn descendants_except(root: i32, strangers: &Strangers) -> Vec<Member> {
 
 /// The live descendants of `root` that are not `known` (the members of the
 /// job's cgroup, just signalled from its list): the processes that left the
-/// cgroup.  The known are not read (with a big tree, they are the bulk of
-/// the walk); a process whose parent is one of them is the job's if
-/// `in_job(parent)` confirms that parent is in the cgroup still (so a PID
-/// reused since the list was read leads nowhere).
+/// cgroup.  `everyone`: every process, from the cgroup hierarchy's lists,
+/// or None to list /proc.  The known are not read (with a big tree, they
+/// are the bulk of the walk); a process whose parent is one of them is the
+/// job's if `in_job(parent)` confirms that parent is in the cgroup still
+/// (so a PID reused since the list was read leads nowhere).
 pub fn descendants_outside(
     root: i32,
     strangers: &Strangers,
     known: &HashSet<i32>,
+    everyone: Option<Vec<i32>>,
     in_job: impl Fn(i32) -> bool,
 ) -> Vec<Member> {
-    let children = children_of(known);
+    let children = children_among(everyone.unwrap_or_else(all_pids), known);
     let mut tops = vec![root];
     tops.extend(children.keys().copied().filter(|p| known.contains(p) && in_job(*p)));
     below(root, tops, strangers, &children)
@@ -200,8 +202,13 @@ pub fn descendants_outside(
 
 /// Every process but `skip`, by its parent.
 fn children_of(skip: &HashSet<i32>) -> HashMap<i32, Vec<(i32, Stat)>> {
+    children_among(all_pids(), skip)
+}
+
+/// `pids` but `skip`, by their parents.
+fn children_among(pids: Vec<i32>, skip: &HashSet<i32>) -> HashMap<i32, Vec<(i32, Stat)>> {
     let mut children: HashMap<i32, Vec<(i32, Stat)>> = HashMap::new();
-    for pid in all_pids().into_iter().filter(|p| !skip.contains(p)) {
+    for pid in pids.into_iter().filter(|p| !skip.contains(p)) {
         if let Some(s) = stat(pid) {
             children.entry(s.ppid).or_default().push((pid, s));
         }

@@ -563,10 +563,17 @@ impl<'a> Supervisor<'a> {
         let members = match (members, self.job.cgroup) {
             (Some(m), _) => m,
             (None, Some(cg)) if !listed.is_empty() => {
-                walked =
-                    procs::descendants_outside(sys::getpid(), self.job.strangers, &listed, |p| {
-                        cg.holds(p)
-                    });
+                // everyone from the hierarchy's lists, not /proc: listing
+                // /proc makes a dentry for each of a big tree's processes,
+                // which the kernel then drops as each is reaped (most of
+                // runonce's CPU in the kill of 10,000, bench/RESULTS.md)
+                walked = procs::descendants_outside(
+                    sys::getpid(),
+                    self.job.strangers,
+                    &listed,
+                    cg.hierarchy_pids(),
+                    |p| cg.holds(p),
+                );
                 &walked
             }
             (None, _) => {
