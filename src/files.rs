@@ -254,7 +254,9 @@ pub fn read_small(path: &Path, limit: u64, owner: Option<u32>) -> io::Result<Opt
     if meta.len() > limit {
         return Err(io::Error::other(format!("larger than {limit} bytes")));
     }
-    let mut buf = Vec::new();
+    // sized from fstat: one read for the whole file where `take` alone
+    // grows the buffer from 32 bytes, a read for each doubling
+    let mut buf = Vec::with_capacity(meta.len() as usize + 1);
     file.take(limit + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > limit {
         return Err(io::Error::other(format!("larger than {limit} bytes")));

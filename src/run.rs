@@ -148,9 +148,8 @@ impl Ctx<'_> {
 }
 
 fn hostname() -> String {
-    crate::sys::read_small("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
+    // uname(2): one system call where /proc/sys/kernel/hostname takes four
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()
 }
 
 /// Runs the job as configured; returns runonce's exit status.
