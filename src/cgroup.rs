@@ -650,18 +650,18 @@ impl Cgroup {
         let d = self.dirs.iter().find(|d| d.kind == Kind::V2)?;
         let mut sent = HashSet::new();
         for pid in pids_in(&d.path) {
+            // asked before the pidfd's check below: if that finds the
+            // process alive, the PID was still its own here
+            let group = sys::getpgid(pid);
             // the signalled group's members (a big tree's bulk) had the
             // signals with it: no pidfd and no check for them
-            if signalled.is_some() && sys::getpgid(pid) == signalled {
+            if signalled.is_some() && group == signalled {
                 sent.insert(pid);
                 continue;
             }
             let Ok(pidfd) = sys::pidfd_open(pid) else {
                 continue;
             };
-            // asked before the pidfd's check below: if that finds the
-            // process alive, the PID was still its own here
-            let group = sys::getpgid(pid);
             match sys::pidfd_cgroup_id(&pidfd) {
                 Ok(_) if group.is_none() || group == signalled => {}
                 Ok(id) if id == d.ino => {
