@@ -252,14 +252,14 @@ pub fn realtime() -> std::ops::RangeInclusive<i32> {
 /// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N`; None if not such a name.
 fn realtime_by_name(bare: &str) -> Option<Result<i32, String>> {
     let rt = realtime();
-    let (base, sign, rest) = if let Some(r) = bare.strip_prefix("RTMIN") {
-        (*rt.start(), 1, r)
+    let (base, sign, sign_char, rest) = if let Some(r) = bare.strip_prefix("RTMIN") {
+        (*rt.start(), 1, '+', r)
     } else {
-        (*rt.end(), -1, bare.strip_prefix("RTMAX")?)
+        (*rt.end(), -1, '-', bare.strip_prefix("RTMAX")?)
     };
     let offset = match rest {
         "" => 0,
-        _ => match rest.strip_prefix(if sign > 0 { '+' } else { '-' }).map(str::parse::<i32>) {
+        _ => match rest.strip_prefix(sign_char).map(str::parse::<i32>) {
             Some(Ok(n)) => n,
             _ => return Some(Err("expected RTMIN, RTMIN+N, RTMAX-N or RTMAX".into())),
         },
