@@ -163,10 +163,8 @@ pub fn size(text: &str) -> Result<u64, String> {
     const EXPECTED: &str = "expected bytes or a size like 512M, 1G, 1.5GiB";
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    // digits and dots only: f64's parser refuses "", "." and "1.2.3"
     let (number, unit) = t.split_at(split);
-    if number.is_empty() || number.matches('.').count() > 1 || number == "." {
-        return Err(EXPECTED.into());
-    }
     let shift = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -254,14 +252,14 @@ pub fn realtime() -> std::ops::RangeInclusive<i32> {
 /// `RTMIN`, `RTMIN+N`, `RTMAX`, `RTMAX-N`; None if not such a name.
 fn realtime_by_name(bare: &str) -> Option<Result<i32, String>> {
     let rt = realtime();
-    let (base, sign, rest) = if let Some(r) = bare.strip_prefix("RTMIN") {
-        (*rt.start(), 1, r)
+    let (base, sign, sign_char, rest) = if let Some(r) = bare.strip_prefix("RTMIN") {
+        (*rt.start(), 1, '+', r)
     } else {
-        (*rt.end(), -1, bare.strip_prefix("RTMAX")?)
+        (*rt.end(), -1, '-', bare.strip_prefix("RTMAX")?)
     };
     let offset = match rest {
         "" => 0,
-        _ => match rest.strip_prefix(if sign > 0 { '+' } else { '-' }).map(str::parse::<i32>) {
+        _ => match rest.strip_prefix(sign_char).map(str::parse::<i32>) {
             Some(Ok(n)) => n,
             _ => return Some(Err("expected RTMIN, RTMIN+N, RTMAX-N or RTMAX".into())),
         },
@@ -435,9 +433,16 @@ mod tests {
         assert_eq!(size("1.5GiB").unwrap(), 3 << 29);
         assert_eq!(size("1048576").unwrap(), 1_048_576);
         assert_eq!(size("4k").unwrap(), 4096);
-        for bad in ["12Q", "lots", "", "0", "-1G", "1.2.3G", "G", "99999999T"] {
-            assert!(size(bad).is_err(), "{bad}");
+        for bad in ["12Q", "lots", "", "-1G", "1.2.3G", "G", ".", ".K", "1..", "1.2.3"] {
+            assert_eq!(
+                size(bad),
+                Err("expected bytes or a size like 512M, 1G, 1.5GiB".into()),
+                "{bad}"
+            );
         }
+        assert_eq!(size("0"), Err("a size must be positive".into()));
+        assert_eq!(size("99999999T"), Err("size too large".into()));
+        assert_eq!((size("1."), size(".5K")), (Ok(1), Ok(512)));
     }
 
     #[test]
@@ -481,6 +486,76 @@ mod tests {
     }
 
     #[test]
+    fn products_are_exact_up_to_u128() {
+        let times = |text: &str, unit: u64| Decimal::parse(text).unwrap().0.times_floor(unit);
+        // 39 digits before the point may still fit; 40 never do
+        assert_eq!(times("1e38", 1), 10u128.pow(38));
+        assert_eq!(times("340282366920938463463374607431768211455", 1), u128::MAX);
+        assert_eq!(times("340282366920938463463374607431768211455.9", 1), u128::MAX);
+        assert_eq!(times("4e38", 1), u128::MAX);
+        assert_eq!(times("1e39", 1), u128::MAX);
+        assert_eq!(times("1.5e37", 10), 15 * 10u128.pow(37));
+        assert_eq!(times("0.25", 4), 1);
+        assert_eq!(times("0.2", 4), 1);
+        assert_eq!(times("0", 4), 0);
+    }
+
+    #[test]
+    fn sizes_at_the_edges() {
+        // 2^64 bytes is one too many; the largest that fits is accepted
+        assert_eq!(size("16777216T"), Err("size too large".into()));
+        assert_eq!(size("16777215T"), Ok(u64::MAX - (1 << 40) + 1));
+        assert_eq!(size("1.5"), Ok(1));
+        assert_eq!(size("0.5"), Err("a size must be positive".into()));
+        assert_eq!(size("1T"), Ok(1 << 40));
+        assert_eq!(size(" 2 MiB "), Ok(2 << 20));
+    }
+
+    #[test]
+    fn signal_numbers_at_the_edges() {
+        let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+        assert_eq!(signal("1"), Ok(1));
+        assert_eq!(signal("31"), Ok(31));
+        // glibc keeps 32 and 33 for itself: below SIGRTMIN, no signal to send
+        for n in 32..min {
+            assert_eq!(signal(&n.to_string()), Err("no such signal number".into()), "{n}");
+        }
+        assert_eq!(signal(&min.to_string()), Ok(min));
+        assert_eq!(signal(&max.to_string()), Ok(max));
+        assert!(signal(&(max + 1).to_string()).is_err());
+        let span = max - min;
+        let out_of_range = format!("no such real-time signal (RTMIN+0 to RTMIN+{span} here)");
+        for bad in ["RTMIN+99", "RTMAX-99", "RTMIN-1", "RTMAX+1"] {
+            let want = if bad.ends_with("99") {
+                &out_of_range
+            } else {
+                "expected RTMIN, RTMIN+N, RTMAX-N or RTMAX"
+            };
+            assert_eq!(signal(bad), Err(want.to_string()), "{bad}");
+        }
+        assert_eq!(signal(&format!("RTMIN+{span}")), Ok(max));
+        assert_eq!(signal(&format!("RTMAX-{span}")), Ok(min));
+    }
+
+    /// Every signal named as bash's `kill -l N` names it (the man page:
+    /// "as kill(1) spells them"), real-time ones included.
+    #[test]
+    fn signal_names_are_kill_l_names() {
+        let sigs: Vec<i32> = (1..32).chain(realtime()).collect();
+        let script: String = sigs.iter().map(|n| format!("kill -l {n};")).collect();
+        let out = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let names = String::from_utf8(out.stdout).unwrap();
+        let ours: Vec<String> = sigs.iter().map(|&n| signal_name(n)).collect();
+        assert_eq!(ours, names.lines().collect::<Vec<_>>());
+        for (&n, name) in sigs.iter().zip(&ours) {
+            assert_eq!(signal(name), Ok(n), "{name}");
+        }
+        assert_eq!(signal_name(32), "SIG32");
+        assert_eq!(signal_name(0), "SIG0");
+    }
+
+    #[test]
     fn numbers() {
         assert_eq!(exit_code("255"), Ok(255));
         assert!(exit_code("256").is_err());
@@ -488,6 +563,15 @@ mod tests {
         assert!(positive("many").is_err());
         assert!(count("-1").is_err());
         assert!(nice("20").is_err());
+        assert!(nice("-21").is_err());
+        assert_eq!((nice("-20"), nice(" 19 "), nice("0")), (Ok(-20), Ok(19), Ok(0)));
+        assert_eq!((count("0"), count(" 7")), (Ok(0), Ok(7)));
+        assert_eq!((positive("1"), exit_code("0")), (Ok(1), Ok(0)));
+        for limit in [nofile, nproc] {
+            assert_eq!(limit("0"), Err("must be at least 1".into()));
+            assert_eq!((limit("1"), limit(" 4096 ")), (Ok(1), Ok(4096)));
+            assert!(limit("-1").is_err() && limit("many").is_err());
+        }
         assert!(facility("cron").is_ok());
         assert!(facility("nope").is_err());
     }

@@ -276,6 +276,12 @@ mod tests {
         assert!(interval("0 0 */2 * mon").unwrap() >= 7 * 1440);
         assert_eq!(interval("0 0 29 2 *"), Some(4 * 365 * 1440 + 1440));
         assert_eq!(interval("0 0 30 2 *"), None);
+        // the 1st and the 29th of February, on one weekday: both fall on it
+        // only in the leap year whose February starts on that day, each
+        // weekday's in a different year of the cycle (2028's for Tuesday)
+        for day in ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] {
+            assert_eq!(interval(&format!("0 0 */28 2 {day}")), Some(28 * 1440), "{day}");
+        }
         assert_eq!(interval("5-1 * * * *"), None);
         assert_eq!(Schedule::special(b"reboot").unwrap().shortest_interval(), None);
         let special = |w: &[u8]| Schedule::special(w).unwrap().shortest_interval();
