@@ -591,8 +591,14 @@ fn a_syslog_socket_nobody_reads_never_holds_the_run() {
 
     let stream = env.path("stream-log");
     let _unaccepted = std::os::unix::net::UnixListener::bind(&stream).unwrap();
+    // twice the socket's send buffer, in arguments of 100 kB (the most
+    // execve takes in one is 128 KiB)
+    let wmem: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_default")
+        .map_or(212_992, |t| t.trim().parse().unwrap());
     let long = "x".repeat(100_000);
-    run(&stream, "stream", &["0", &long, &long, &long, &long]);
+    let mut args = vec!["0"];
+    args.resize(2 + 2 * wmem / long.len(), &long);
+    run(&stream, "stream", &args);
 }
 
 /// rsyslogd on a private socket, writing to a private file; killed on drop.
