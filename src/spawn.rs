@@ -751,6 +751,44 @@ mod tests {
         fs::write(dir.join("got"), got).unwrap();
     }
 
+    /// The child's stack is unmapped once the child has exec'd: a caller
+    /// that starts many jobs (retries, a long-lived runonce) does not grow
+    /// by a stack a child.  Counted in a test process of its own (this test
+    /// binary again), where no other test maps memory meanwhile.
+    #[test]
+    fn the_childs_stack_goes_once_it_has_execd() {
+        const FLAG: &str = "RUNONCE_SPAWN_TEST_STACKS";
+        let name = "spawn::tests::the_childs_stack_goes_once_it_has_execd";
+        if std::env::var_os(FLAG).is_none() {
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([name, "--exact", "--test-threads=1"])
+                .env(FLAG, "1")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{status}");
+            return;
+        }
+        let vm_kib = || -> u64 {
+            let status = fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find_map(|l| l.strip_prefix("VmSize:")).unwrap();
+            line.trim().trim_end_matches("kB").trim().parse().unwrap()
+        };
+        let cmd = Command::new(&argv(&["true"]), &[]).unwrap();
+        let start = || {
+            // SAFETY: the closure does nothing.
+            let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
+            assert_eq!(exit_code(s.pid), 0);
+        };
+        start();
+        let before = vm_kib();
+        (0..32).for_each(|_| start());
+        let grown = vm_kib().saturating_sub(before);
+        // a stack is 260 KiB: 32 of them would be 8 MiB
+        assert!(grown < 2048, "{grown} KiB more after 32 children");
+    }
+
     /// A child made by clone3 that fails before exec is reaped by spawn:
     /// it reports its end with SIGCHLD, as a fork's does, which a plain
     /// waitpid needs (clone(2), __WALL; exec resets it, a failure before
