@@ -673,6 +673,122 @@ mod tests {
         assert_eq!(vars.len(), std::env::vars_os().count() + 1, "PATH replaced, one added");
     }
 
+    /// Where the child's own stack cannot be mapped (runonce under a tight
+    /// RLIMIT_AS), a plain clone3 still makes the child in the cgroup, a
+    /// child a plain waitpid reaps (SIGCHLD) even if it fails before exec.  Run in a test process of its
+    /// own (this test binary again), whose address space is capped just
+    /// above what it maps now.
+    #[test]
+    fn without_room_for_its_stack_the_child_is_still_placed() {
+        const DIR: &str = "RUNONCE_SPAWN_TEST_NO_STACK";
+        let name = "spawn::tests::without_room_for_its_stack_the_child_is_still_placed";
+        let Some(dir) = std::env::var_os(DIR) else {
+            let Some(cg) = TestCgroup::new("nostack") else {
+                eprintln!("SKIP {name}: no cgroup v2 to write");
+                return;
+            };
+            let t = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([name, "--exact", "--test-threads=1"])
+                .env(DIR, t.path())
+                .env("RUNONCE_SPAWN_TEST_CGROUP", &cg.0)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{status}");
+            let got = fs::read_to_string(t.path().join("got")).unwrap();
+            let cgroup = fs::read_to_string(t.path().join("cgroup")).unwrap();
+            let cg_name = cg.0.file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(got, "placed=true exit=0 unreaped=false", "cgroup: {cgroup}");
+            assert!(cgroup.contains(&format!("0::/{cg_name}\n")), "{cgroup}");
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let cgroup =
+            fs::File::open(std::env::var_os("RUNONCE_SPAWN_TEST_CGROUP").unwrap()).unwrap();
+        let mut cmd = Command::new(&argv(&["cat", "/proc/self/cgroup"]), &[]).unwrap();
+        cmd.output(1, fs::File::create(dir.join("cgroup")).unwrap().into()).unwrap();
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let vm_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit/setrlimit on this test process, valid pointers.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_AS, &mut old), 0);
+            let tight = libc::rlimit { rlim_cur: (vm_kib + 64) * 1024, rlim_max: old.rlim_max };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &tight), 0);
+        }
+        // SAFETY: the closure does nothing.
+        let s = unsafe { cmd.spawn(Some(cgroup.as_fd()), &|_| Ok(())) };
+        // and one that fails before exec (which would reset its exit signal)
+        let (pid_r, pid_w) = sys::pipe().unwrap();
+        let w = pid_w.as_raw_fd();
+        let failing = Command::new(&argv(&["true"]), &[]).unwrap();
+        // SAFETY: the closure makes getpid(2) and write(2) calls only.
+        let e = unsafe {
+            failing.spawn(Some(cgroup.as_fd()), &|_| {
+                let pid = libc::getpid().to_ne_bytes();
+                libc::write(w, pid.as_ptr().cast(), pid.len());
+                Err(io::Error::from_raw_os_error(libc::EDOM))
+            })
+        };
+        // SAFETY: as above; the limit as it was.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &old) }, 0);
+        let s = s.unwrap();
+        assert_eq!(e.unwrap_err().raw_os_error(), Some(libc::EDOM));
+        let mut pid = [0u8; 4];
+        assert_eq!(sys::read_fd(pid_r.as_raw_fd(), &mut pid).unwrap(), 4);
+        let mut info = std::mem::MaybeUninit::<libc::siginfo_t>::zeroed();
+        let flags = libc::WEXITED | libc::WNOHANG | libc::__WALL;
+        let pid = i32::from_ne_bytes(pid) as libc::id_t;
+        // SAFETY: a valid out-pointer; only looks for that child.
+        let left = unsafe { libc::waitid(libc::P_PID, pid, info.as_mut_ptr(), flags) } == 0;
+        let got = format!("placed={} exit={} unreaped={left}", s.placed, exit_code(s.pid));
+        fs::write(dir.join("got"), got).unwrap();
+    }
+
+    /// The child's stack is unmapped once the child has exec'd: a caller
+    /// that starts many jobs (retries, a long-lived runonce) does not grow
+    /// by a stack a child.  Counted in a test process of its own (this test
+    /// binary again), where no other test maps memory meanwhile.
+    #[test]
+    fn the_childs_stack_goes_once_it_has_execd() {
+        const FLAG: &str = "RUNONCE_SPAWN_TEST_STACKS";
+        let name = "spawn::tests::the_childs_stack_goes_once_it_has_execd";
+        if std::env::var_os(FLAG).is_none() {
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([name, "--exact", "--test-threads=1"])
+                .env(FLAG, "1")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{status}");
+            return;
+        }
+        let vm_kib = || -> u64 {
+            let status = fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find_map(|l| l.strip_prefix("VmSize:")).unwrap();
+            line.trim().trim_end_matches("kB").trim().parse().unwrap()
+        };
+        let cmd = Command::new(&argv(&["true"]), &[]).unwrap();
+        let start = || {
+            // SAFETY: the closure does nothing.
+            let s = unsafe { cmd.spawn(None, &|_| Ok(())) }.unwrap();
+            assert_eq!(exit_code(s.pid), 0);
+        };
+        start();
+        let before = vm_kib();
+        (0..32).for_each(|_| start());
+        let grown = vm_kib().saturating_sub(before);
+        // a stack is 260 KiB: 32 of them would be 8 MiB
+        assert!(grown < 2048, "{grown} KiB more after 32 children");
+    }
+
     /// A child made by clone3 that fails before exec is reaped by spawn:
     /// it reports its end with SIGCHLD, as a fork's does, which a plain
     /// waitpid needs (clone(2), __WALL; exec resets it, a failure before

@@ -550,6 +550,57 @@ fn unreachable_syslog_only_failures_speak_once_each() {
     assert_eq!((code(&out), stderr(&out)), (0, String::new()));
 }
 
+/// A syslog daemon that stops reading (hung, or its queue full) never
+/// holds the run, and so the job's lock, for more than a bounded wait a
+/// record: the socket then counts as unreachable, and a failed run speaks
+/// on stderr.  Both transports: a datagram socket whose queue the test
+/// fills, and a stream socket nobody accepts, sent a record larger than
+/// its buffer (a long argv).
+#[test]
+fn a_syslog_socket_nobody_reads_never_holds_the_run() {
+    let env = Env::new();
+    let run = |socket: &Path, name: &str, args: &[&str]| {
+        let marker = env.path(name);
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--lock-dir", env.lock_dir.to_str().unwrap()])
+            .args(["--state-dir", env.state_dir.to_str().unwrap()])
+            .args(["--syslog-socket", socket.to_str().unwrap(), "-n", name, "--", "sh", "-c"])
+            .arg(format!("touch {}; exit 3", marker.display()))
+            .args(args)
+            .stdin(Stdio::null());
+        let out = output_within(&mut cmd, 3 * SLACK);
+        assert_eq!(code(&out), 3, "{}", stderr(&out));
+        assert!(marker.exists(), "the job ran");
+        let err = stderr(&out);
+        assert_eq!(err.matches("syslog unreachable").count(), 1, "{err}");
+        assert!(err.contains(&format!("{name}: finish outcome=failed exit=3")), "{err}");
+    };
+
+    let dgram = env.path("dgram-log");
+    let _unread = UnixDatagram::bind(&dgram).unwrap();
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.connect(&dgram).unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let full = loop {
+        if let Err(e) = filler.send(b"<14>filler: queued") {
+            break e;
+        }
+    };
+    assert_eq!(full.kind(), std::io::ErrorKind::WouldBlock, "{full}");
+    run(&dgram, "dgram", &[]);
+
+    let stream = env.path("stream-log");
+    let _unaccepted = std::os::unix::net::UnixListener::bind(&stream).unwrap();
+    // twice the socket's send buffer, in arguments of 100 kB (the most
+    // execve takes in one is 128 KiB)
+    let wmem: usize = std::fs::read_to_string("/proc/sys/net/core/wmem_default")
+        .map_or(212_992, |t| t.trim().parse().unwrap());
+    let long = "x".repeat(100_000);
+    let mut args = vec!["0"];
+    args.resize(2 + 2 * wmem / long.len(), &long);
+    run(&stream, "stream", &args);
+}
+
 /// rsyslogd on a private socket, writing to a private file; killed on drop.
 struct Rsyslogd {
     child: Child,

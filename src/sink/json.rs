@@ -51,3 +51,27 @@ fn ends_open(file: &std::fs::File) -> bool {
     let mut last = [0u8; 1];
     len > 0 && file.read_at(&mut last, len - 1).is_ok_and(|n| n == 1 && last[0] != b'\n')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a file whose last byte is not a newline ends open: an empty
+    /// file, or one whose records all ended, takes the next record as is.
+    #[test]
+    fn a_file_ends_open_only_after_a_cut_record() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("log");
+        for (text, open) in [
+            (&b""[..], false),
+            (b"\n", false),
+            (b"{}\n", false),
+            (b"{", true),
+            (b"{}\n{\"a\"", true),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let file = std::fs::File::open(&path).unwrap();
+            assert_eq!(ends_open(&file), open, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+}

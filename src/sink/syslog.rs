@@ -164,4 +164,20 @@ mod tests {
         }
         assert_eq!(severity(None), Severity::Info, "start records");
     }
+
+    /// `--lock-url-optional`: a run that went on without its lease is a
+    /// warning even when it succeeded; a worse outcome keeps its own.
+    #[test]
+    fn a_run_without_its_lease_is_at_least_a_warning() {
+        let rec = |outcome, lease_error: Option<&str>| Record {
+            event: Event::Finish,
+            outcome: Some(outcome),
+            lease_error: lease_error.map(String::from),
+            ..Record::default()
+        };
+        assert_eq!(record_severity(&rec(Outcome::Ok, None)), Severity::Info);
+        assert_eq!(record_severity(&rec(Outcome::Ok, Some("refused"))), Severity::Warning);
+        assert_eq!(record_severity(&rec(Outcome::Failed, None)), Severity::Warning);
+        assert_eq!(record_severity(&rec(Outcome::Timeout, Some("refused"))), Severity::Err);
+    }
 }
