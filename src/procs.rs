@@ -329,6 +329,39 @@ mod tests {
         assert!(!runs_our_program(i32::MAX), "no such process");
     }
 
+    /// A process the cgroup listed but holds no more (it moved out, or its
+    /// PID was reused since the list was read) leads to none of its
+    /// children; one it still holds leads to them.
+    #[test]
+    fn a_listed_process_the_cgroup_no_longer_holds_leads_nowhere() {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut parent = Command::new("sh")
+            .args(["-c", "sleep 100 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(parent.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let child: i32 = line.trim().parse().unwrap();
+        let mut root = Command::new("sleep").arg("100").spawn().unwrap();
+        let (p, r) = (parent.id() as i32, root.id() as i32);
+        let listed = HashSet::from([p]);
+        let found = |holds: bool| {
+            descendants_outside(r, &Strangers::default(), &listed, None, |q| holds && q == p)
+                .iter()
+                .any(|m| m.id.pid == child)
+        };
+        let (moved_out, held) = (found(false), found(true));
+        for pid in [child, p, r] {
+            let _ = sys::kill(pid, libc::SIGKILL);
+        }
+        parent.wait().unwrap();
+        root.wait().unwrap();
+        assert!(!moved_out, "the child of a process the cgroup no longer holds");
+        assert!(held, "the child of a listed process the cgroup holds");
+    }
+
     #[test]
     fn self_is_alive_and_found_under_parent() {
         let me = ProcId::of(sys::getpid()).unwrap();
