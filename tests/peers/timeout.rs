@@ -181,13 +181,17 @@ fn timeout_large_parameters_sh() {
     }
 }
 
-/// upstream's timeout.cmd: touches sig.received on USR1 and exits, else
-/// counts down `$1` seconds.
+/// upstream's timeout.cmd: makes sig.received on USR1 and exits, else
+/// counts down `$1` seconds.  The trap makes the file with a redirection,
+/// not upstream's `touch`: runonce relays a signal to every process of the
+/// job (man page, SIGNALS), so a USR1 that reaches the script from its group
+/// and again through runonce can kill a `touch` the first one's trap forked,
+/// and the file is never made (timeout(1) relays to its child alone).
 fn timeout_cmd(env: &Env) -> std::path::PathBuf {
     script(
         env.dir.path(),
         "timeout.cmd",
-        "trap 'touch sig.received; exit' USR1\ntouch timeout.running\ncount=$1\n\
+        "trap ': > sig.received; exit' USR1\ntouch timeout.running\ncount=$1\n\
          until test -e sig.received || test $count = 0; do\n  sleep 1\n  count=$(expr $count - 1)\ndone\n",
     )
 }
