@@ -377,8 +377,10 @@ mod tests {
         use std::os::unix::process::ExitStatusExt;
         let mut child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
         let id = ProcId::of(child.id() as i32).unwrap();
+        let one = id.signal(0);
         let (both, bad_first) = (id.signal_each(&[0, 0]), id.signal_each(&[-1, libc::SIGKILL]));
         let status = child.wait().unwrap();
+        assert!(one, "a null signal to a live process");
         assert!(both, "two null signals to a live process");
         assert!(!bad_first, "an invalid signal");
         assert_eq!(status.signal(), Some(libc::SIGKILL), "the signal after the invalid one");
