@@ -313,6 +313,78 @@ mod tests {
         assert!(fdinfo_says(t, None));
         assert!(!fdinfo_says(t, Some(1 << 39)));
         assert!(!fdinfo_says("pos:\t5\nflags:\t0\n", Some(5)), "no lock");
+        let posix = "pos:\t5\nlock:\t1: POSIX  ADVISORY  WRITE 4242 fd:01:12 0 EOF\n";
+        assert!(!fdinfo_says(posix, Some(5)), "an fcntl lock is no flock");
+    }
+
+    /// Who holds a flock on a file through the description at a position,
+    /// read from real processes: this one (it locked it), a child that
+    /// inherited the description; not a child that merely opened the file,
+    /// and nobody for another file of the same file system.
+    #[test]
+    fn flock_holders_are_found_by_file_and_position() {
+        use std::io::{Seek, SeekFrom};
+        use std::process::{Command, Stdio};
+        let dir = tempfile::tempdir().unwrap();
+        let (path, other) = (dir.path().join("lock"), dir.path().join("other"));
+        let locked = fs::File::create(&path).unwrap();
+        fs::File::create(&other).unwrap();
+        locked.lock().unwrap();
+        let pos = (&locked).seek(SeekFrom::Start(1 << 33)).unwrap();
+        let sleep = |stdin: fs::File| {
+            Command::new("sleep").arg("100").stdin(stdin).stdout(Stdio::null()).spawn().unwrap()
+        };
+        let mut heir = sleep(locked.try_clone().unwrap());
+        let mut opener = sleep(fs::File::open(&path).unwrap());
+        let m = fs::metadata(&path).unwrap();
+        let (dev, ino) = (m.dev(), m.ino());
+        let me = sys::getpid();
+        let (heir_pid, opener_pid) = (heir.id() as i32, opener.id() as i32);
+        let holders = |pos| {
+            let mut pids: Vec<i32> = ofd_holders(dev, ino, pos).iter().map(|p| p.pid).collect();
+            pids.sort();
+            pids
+        };
+        let found = (
+            holds_ofd(me, dev, ino, Some(pos)),
+            holds_ofd(me, dev, ino, None),
+            holds_ofd(me, dev, ino, Some(pos + 1)),
+            holds_ofd(me, dev, fs::metadata(&other).unwrap().ino(), Some(pos)),
+            holds_ofd(heir_pid, dev, ino, Some(pos)),
+            holds_ofd(opener_pid, dev, ino, None),
+            holders(Some(pos)),
+            holders(None),
+            holders(Some(pos + 1)),
+        );
+        for c in [&mut heir, &mut opener] {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        let mut both = vec![me, heir_pid];
+        both.sort();
+        assert!(found.0 && found.1, "the locking process, by position or any");
+        assert!(!found.2, "another position");
+        assert!(!found.3, "another file of the same file system");
+        assert!(found.4, "a child that inherited the locked description");
+        assert!(!found.5, "a child that has the file open, unlocked");
+        assert_eq!((found.6, found.7, found.8), (both.clone(), both, vec![]));
+    }
+
+    /// Every signal is sent through the pidfd, even after one failed; the
+    /// answer says whether all went.
+    #[test]
+    fn each_signal_is_sent_and_a_failed_one_is_said() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = std::process::Command::new("sleep").arg("100").spawn().unwrap();
+        let id = ProcId::of(child.id() as i32).unwrap();
+        let one = id.signal(0);
+        let (both, bad_first) = (id.signal_each(&[0, 0]), id.signal_each(&[-1, libc::SIGKILL]));
+        let status = child.wait().unwrap();
+        assert!(one, "a null signal to a live process");
+        assert!(both, "two null signals to a live process");
+        assert!(!bad_first, "an invalid signal");
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "the signal after the invalid one");
+        assert!(!id.signal_each(&[0]), "a process reaped");
     }
 
     #[test]
@@ -360,6 +432,92 @@ mod tests {
         root.wait().unwrap();
         assert!(!moved_out, "the child of a process the cgroup no longer holds");
         assert!(held, "the child of a listed process the cgroup holds");
+    }
+
+    /// Whose a process is, from its PID, parent and start time: a stranger's
+    /// if listed (the same PID *and* start), or if it is an orphan runonce
+    /// (`ROOT`) took in that started before the job's main process while a
+    /// stranger is left; else the job's.  An orphan that started after the
+    /// main process, or in the same clock tick, may be the job's own.
+    #[test]
+    fn strangers_own_their_listed_processes_and_older_orphans_only() {
+        const ROOT: i32 = 10;
+        let stat = |ppid, start| Stat { state: b'S', ppid, pgrp: ppid, start };
+        let mut s = Strangers { ids: vec![ProcId { pid: 50, start: 500 }], job_start: None };
+        assert!(!s.owns(ROOT, 70, &stat(ROOT, 550)), "no job yet: no orphan is told apart");
+        s.job_started(Some(ProcId { pid: 60, start: 600 }));
+        assert!(s.owns(ROOT, 50, &stat(ROOT, 500)), "listed");
+        assert!(s.owns(ROOT, 50, &stat(99, 500)), "listed, below another stranger");
+        assert!(!s.owns(ROOT, 50, &stat(99, 700)), "its PID reused by the job");
+        assert!(!s.owns(ROOT, 51, &stat(99, 500)), "another process of the same tick");
+        assert!(s.owns(ROOT, 70, &stat(ROOT, 550)), "an older orphan runonce took in");
+        assert!(!s.owns(ROOT, 71, &stat(ROOT, 600)), "an orphan of the main's own tick");
+        assert!(!s.owns(ROOT, 72, &stat(ROOT, 650)), "an orphan younger than the main");
+        assert!(!s.owns(ROOT, 73, &stat(99, 550)), "an older process not runonce's child");
+        let mut none = Strangers::default();
+        none.job_started(Some(ProcId { pid: 60, start: 600 }));
+        assert!(!none.owns(ROOT, 70, &stat(ROOT, 550)), "no stranger: every orphan is the job's");
+    }
+
+    /// A reaped stranger leaves the list (its PID may come back as the
+    /// job's); a reaped process that was no stranger changes nothing.
+    #[test]
+    fn a_reaped_stranger_leaves_the_list() {
+        let mut s = Strangers {
+            ids: vec![ProcId { pid: 50, start: 500 }, ProcId { pid: 51, start: 510 }],
+            job_start: Some(600),
+        };
+        assert!(!s.reaped(60), "the job's main process");
+        assert_eq!(s.ids.len(), 2);
+        assert!(s.reaped(50));
+        assert!(!s.reaped(50), "reaped once");
+        assert!(!s.is_empty());
+        assert!(s.owns(10, 70, &Stat { state: b'S', ppid: 10, pgrp: 10, start: 550 }));
+        assert!(s.reaped(51));
+        assert!(s.is_empty());
+        assert!(!s.owns(10, 70, &Stat { state: b'S', ppid: 10, pgrp: 10, start: 550 }));
+    }
+
+    /// The UID is each process's own: a child started as nobody is nobody's.
+    #[test]
+    fn uid_is_read_per_process() {
+        use std::os::unix::process::CommandExt;
+        assert_eq!(uid_of(sys::getpid()), Some(sys::geteuid()));
+        assert_eq!(uid_of(i32::MAX), None, "no such process");
+        if sys::geteuid() != 0 {
+            eprintln!("SKIP uid_is_read_per_process (another user's process): not root");
+            return;
+        }
+        let mut child =
+            std::process::Command::new("sleep").arg("100").uid(65534).gid(65534).spawn().unwrap();
+        let uid = uid_of(child.id() as i32);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(uid, Some(65534));
+    }
+
+    /// A child that exited but is not reaped yet is no live process: not
+    /// `alive`, not among the descendants a kill walk signals.
+    #[test]
+    fn a_zombie_is_neither_alive_nor_a_descendant() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let id = ProcId::of(pid).unwrap();
+        // SAFETY: a zeroed siginfo_t is valid; WNOWAIT leaves the child a
+        // zombie for the checks below.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child, writing into `info`.
+        let r = unsafe {
+            libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        assert_eq!(r, 0);
+        let zombie = stat(pid).is_some_and(|s| s.is_zombie());
+        let alive = id.alive();
+        let listed = descendants(sys::getpid()).iter().any(|m| m.id.pid == pid);
+        child.wait().unwrap();
+        assert!(zombie, "exited, not reaped");
+        assert!(!alive, "a zombie is not alive");
+        assert!(!listed, "a zombie is no descendant to signal");
     }
 
     #[test]
