@@ -173,7 +173,8 @@ pub fn assess(cmd: &Command) -> Assessment {
                 a.by = by;
                 a.missing = missing_for(&options);
             }
-            Peeled::Untranslatable { by, .. } | Peeled::Refused { by, .. } if !by.is_empty() => {
+            // both name the wrapper that stopped the peeling
+            Peeled::Untranslatable { by, .. } | Peeled::Refused { by, .. } => {
                 a.verdict = Verdict::Partial;
                 a.notes.push(format!("{} covers only part of this line", by.join(" ")));
                 a.missing = missing_for(&provided_by(&by));
@@ -926,6 +927,93 @@ mod tests {
         assert!(a("run-one-constantly x").plan.is_err());
         assert!(a("timeout 5").plan.is_err());
         assert!(a("x && y").plan.is_ok());
+    }
+
+    #[test]
+    fn report_words() {
+        let verdicts = [Verdict::Protected, Verdict::Partial, Verdict::Unprotected, Verdict::Empty];
+        let keys: Vec<&str> = verdicts.iter().map(|v| v.key()).collect();
+        assert_eq!(keys, ["protected", "partial", "unprotected", "empty"]);
+        let keys: Vec<&str> =
+            [Missing::Lock, Missing::Timeout, Missing::Record].iter().map(|m| m.key()).collect();
+        assert_eq!(keys, ["lock", "timeout", "record"]);
+    }
+
+    #[test]
+    fn wrappers_are_named_as_written() {
+        assert_eq!(a("flock -n /l timeout -k 5 60 x --all").by, ["flock -n /l", "timeout -k 5 60"]);
+        assert_eq!(a("flock -n /l x | y").by, ["flock -n /l"]);
+        assert_eq!(a("timeout 5").plan.unwrap_err(), "`timeout 5` runs no command");
+    }
+
+    #[test]
+    fn a_guarded_runonce_is_protected() {
+        let g = a("test -x /x && runonce -n x -t 5m -- x");
+        assert_eq!(
+            (g.verdict, &g.names[..], &g.notes[..]),
+            (Verdict::Protected, &[b"x".to_vec()][..], &[][..])
+        );
+        assert!(g.missing.is_empty());
+        let g = a("test -x /x && runonce -n x -- x");
+        assert_eq!(g.notes, ["no --timeout: a run that hangs is never stopped"]);
+    }
+
+    #[test]
+    fn what_a_wrapper_in_a_list_gives() {
+        // the wrapper's options are not translated: what it gives by its name
+        let l = a("cd /x && flock -s /l y");
+        assert_eq!((l.verdict, &l.by[..]), (Verdict::Partial, &["flock".to_string()][..]));
+        assert_eq!(l.notes, ["flock covers only part of this line"]);
+        assert_eq!(l.missing, [Missing::Timeout, Missing::Record]);
+        let l = a("cd /x && run-one-constantly y");
+        assert_eq!(
+            (l.verdict, &l.by[..]),
+            (Verdict::Partial, &["run-one-constantly".to_string()][..])
+        );
+        assert_eq!(l.missing, [Missing::Lock, Missing::Timeout, Missing::Record]);
+        let l = a("cd /x && flock -n /l y");
+        assert_eq!(l.missing, [Missing::Timeout, Missing::Record]);
+        let l = a("runonce -- a; b");
+        assert!(l.missing.is_empty());
+        assert_eq!(a("x | y").missing, [Missing::Lock, Missing::Timeout, Missing::Record]);
+    }
+
+    #[test]
+    fn what_untranslated_wrappers_give() {
+        let m = |c: &str| a(c).missing;
+        assert_eq!(m("timeout --preserve-status 5 x"), [Missing::Lock, Missing::Record]);
+        assert_eq!(m("flock -s /l x"), [Missing::Timeout, Missing::Record]);
+        assert_eq!(m("run-one timeout --preserve-status 5 x"), [Missing::Record]);
+        assert_eq!(m("run-this-one timeout --preserve-status 5 x"), [Missing::Record]);
+        assert_eq!(m("chronic -e x"), [Missing::Lock, Missing::Timeout, Missing::Record]);
+    }
+
+    #[test]
+    fn runonce_options_end_where_its_parser_ends_them() {
+        let names = |c: &str| {
+            a(c).names.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect::<Vec<_>>()
+        };
+        let no_timeout = |c: &str| a(c).notes.iter().any(|n| n.contains("no --timeout"));
+        // the command's own options are not runonce's
+        assert!(no_timeout("runonce -- x --timeout 5m"));
+        assert!(no_timeout("runonce /opt/x --timeout 5m"));
+        assert_eq!(names("runonce -n a -- x --name b"), ["a"]);
+        assert_eq!(names("runonce --name=backup -- x"), ["backup"]);
+        // --wait takes its value only attached, --status's is optional
+        assert_eq!(names("runonce --wait --name x -- y"), ["x"]);
+        assert_eq!(names("runonce --status --name x -- y"), ["x"]);
+    }
+
+    #[test]
+    fn an_option_that_needs_its_values_takes_the_next_word() {
+        let cmd = clap::Command::new("t")
+            .arg(clap::Arg::new("files").long("files").num_args(1..))
+            .arg(clap::Arg::new("flag").long("flag").action(clap::ArgAction::SetTrue));
+        let tokens = shell::tokenize(b"--files a --flag").unwrap();
+        let words = shell::simple(&tokens).unwrap().words;
+        let mut seen = Vec::new();
+        walk_options(&cmd, &words, |id, v| seen.push((id.to_string(), v.map(<[u8]>::to_vec))));
+        assert_eq!(seen, [("files".into(), Some(b"a".to_vec())), ("flag".into(), None)]);
     }
 
     #[test]
