@@ -1016,6 +1016,120 @@ mod tests {
         assert_eq!(seen, [("files".into(), Some(b"a".to_vec())), ("flag".into(), None)]);
     }
 
+    /// Why a wrapper's options stayed inside the shell.
+    fn kept(cmd: &str) -> Vec<String> {
+        a(cmd).notes
+    }
+
+    #[test]
+    fn wrapper_options_as_getopt_reads_them() {
+        let p = plan("timeout -s INT -- 10m x");
+        assert_eq!((p.options.timeout.as_deref(), p.inner), (Some("10m"), Inner::Words(22)));
+        assert_eq!(plan("flock --wait=5 /l x").options.wait, Some(Some("5".into())));
+        assert_eq!(plan("flock --wait 5 /l x").options.wait, Some(Some("5".into())));
+        assert_eq!(plan("flock -w5 /l x").options.wait, Some(Some("5".into())));
+        let p = plan("flock -nE3 /l x");
+        assert_eq!((p.options.wait, p.options.busy_exit.as_deref()), (None, Some("3")));
+        // an exact long name wins over the longer ones it begins
+        assert_eq!(plan("flock --exclusive /l x").options.lock.as_deref(), Some(&b"/l"[..]));
+        // an unambiguous abbreviation is the option; an ambiguous one is refused
+        assert_eq!(plan("flock --nonb /l x").options.wait, None);
+        assert_eq!(kept("flock --no /l x"), ["kept inside the shell: flock: unknown option --no"]);
+        let p = plan("flock -n -c 'a | b' /l");
+        assert_eq!(
+            (p.options.lock.as_deref(), p.inner),
+            (Some(&b"/l"[..]), Inner::Shell(b"a | b".to_vec()))
+        );
+        assert_eq!(
+            kept("flock -u /l x"),
+            ["kept inside the shell: flock -u has no runonce equivalent"]
+        );
+        assert_eq!(kept("flock -h"), ["kept inside the shell: flock runs no command"]);
+        assert_eq!(kept("timeout --help"), ["kept inside the shell: timeout runs no command"]);
+        assert_eq!(
+            kept("chronic -e x"),
+            [
+                "kept inside the shell: chronic -e (output when stderr is not empty) has no runonce equivalent"
+            ]
+        );
+        assert_eq!(
+            kept("chronic -v x"),
+            ["kept inside the shell: chronic -v has no runonce equivalent"]
+        );
+    }
+
+    #[test]
+    fn timeout_durations_as_runonce_reads_them() {
+        let t = |c: &str| plan(c).options.timeout;
+        assert_eq!(t("timeout 30s x").as_deref(), Some("30s"));
+        assert_eq!(t("timeout 2d x").as_deref(), Some("2d"));
+        assert_eq!(t("timeout 0 x").as_deref(), Some("0"));
+        assert_eq!(a("timeout 0 x").missing, [Missing::Lock, Missing::Timeout, Missing::Record]);
+        // what runonce reads otherwise, as whole seconds
+        assert_eq!(t("timeout +5 x").as_deref(), Some("5"));
+        assert_eq!(t("timeout +1.5m x").as_deref(), Some("90"));
+        let invalid =
+            |d: &str| vec![format!("kept inside the shell: timeout: invalid duration '{d}'")];
+        assert_eq!(kept("timeout nans x"), invalid("nans"));
+        assert_eq!(kept("timeout -- -5 x"), invalid("-5"));
+        let inexact = |d: &str| {
+            vec![format!(
+                "kept inside the shell: timeout: duration '{d}' has no exact runonce equivalent"
+            )]
+        };
+        assert_eq!(kept("timeout +0.5 x"), inexact("+0.5"));
+        assert_eq!(kept("timeout +1e15 x"), inexact("+1e15"));
+        assert_eq!(t("timeout +1e14 x").as_deref(), Some("100000000000000"));
+    }
+
+    #[test]
+    fn work_left_behind_is_refused() {
+        for c in [
+            "tmux new -d x",
+            "setsid -f x",
+            "setsid --fork x",
+            "start-stop-daemon -b --start x",
+            "start-stop-daemon --background --start x",
+            "daemonize x",
+            "daemon x",
+            "A=1 daemonize x",
+            "screen -d -m x",
+        ] {
+            assert_eq!(a(c).plan.unwrap_err(), BACKGROUND, "{c}");
+        }
+        for c in [
+            "tmux ls",
+            "setsid x",
+            "start-stop-daemon --stop x",
+            "screen -dm -D x",
+            "screen -m --ds x",
+            "screen -d --mm x",
+        ] {
+            assert!(a(c).plan.is_ok(), "{c}");
+        }
+    }
+
+    #[test]
+    fn guards_before_runonce() {
+        let v = |c: &str| a(c).verdict;
+        assert_eq!(v("command -v x >/dev/null && runonce -t 5m -- x"), Verdict::Protected);
+        assert_eq!(v("command -V x || runonce -t 5m -- x"), Verdict::Protected);
+        assert_eq!(v("test -x /x && exec runonce -t 5m -- x"), Verdict::Protected);
+        assert_eq!(v("command x && runonce -- x"), Verdict::Partial);
+        assert_eq!(v("x && runonce -- y"), Verdict::Partial);
+        assert_eq!(v("test -x /x; runonce -- x"), Verdict::Partial);
+        assert_eq!(v("A=1 runonce -- a; b"), Verdict::Partial);
+        assert_eq!(v("exec runonce -- a; b"), Verdict::Partial);
+        assert_eq!(v("if true; then runonce -- x; fi"), Verdict::Partial);
+        assert_eq!(v("test -x /x && y"), Verdict::Unprotected);
+        let w = a("flock -n /l runonce -n x -t 5m -- y");
+        assert_eq!(
+            (w.names, w.notes),
+            (vec![b"x".to_vec()], vec!["flock -n /l around runonce is redundant".to_string()])
+        );
+        assert_eq!(a("runonce -qnbackup -- x").names, [b"backup"]);
+    }
+
     #[test]
     fn names_come_from_the_work() {
         let w = |c: &str| a(c).name_words.first().map(|w| String::from_utf8_lossy(w).into_owned());
@@ -1030,5 +1144,7 @@ mod tests {
             Some("/usr/sbin/invoke-rc.d")
         );
         assert_eq!(w("backup | gzip > x").as_deref(), Some("backup"));
+        assert_eq!(w("backup && echo done").as_deref(), Some("backup"));
+        assert_eq!(w("echo hi; date").as_deref(), Some("echo"));
     }
 }
