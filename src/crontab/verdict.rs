@@ -1025,9 +1025,17 @@ mod tests {
     fn wrapper_options_as_getopt_reads_them() {
         let p = plan("timeout -s INT -- 10m x");
         assert_eq!((p.options.timeout.as_deref(), p.inner), (Some("10m"), Inner::Words(22)));
-        assert_eq!(plan("flock --wait=5 /l x").options.wait, Some(Some("5".into())));
-        assert_eq!(plan("flock --wait 5 /l x").options.wait, Some(Some("5".into())));
-        assert_eq!(plan("flock -w5 /l x").options.wait, Some(Some("5".into())));
+        for c in ["flock --wait=5 /l x", "flock --wait 5 /l x", "flock -w5 /l x", "flock -w 5 /l x"]
+        {
+            let p = plan(c);
+            let lock = p.options.lock.as_deref().map(String::from_utf8_lossy);
+            let inner = Inner::Words(c.len() - 1);
+            assert_eq!(
+                (p.options.wait, lock.as_deref(), p.inner),
+                (Some(Some("5".into())), Some("/l"), inner),
+                "{c}"
+            );
+        }
         let p = plan("flock -nE3 /l x");
         assert_eq!((p.options.wait, p.options.busy_exit.as_deref()), (None, Some("3")));
         // an exact long name wins over the longer ones it begins
