@@ -562,6 +562,8 @@ mod tests {
         // `=` and `~` expand only at the start of a word
         assert_eq!(words("x =y"), None);
         assert_eq!(words("x a~b c=d").unwrap(), ["x", "a~b", "c=d"]);
+        // a backslash that ends the text is itself
+        assert_eq!(words("x a\\").unwrap(), ["x", "a\\"]);
         assert_eq!(words("x a{b c}d").unwrap(), ["x", "a{b", "c}d"]);
     }
 
