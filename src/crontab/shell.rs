@@ -593,6 +593,7 @@ mod tests {
         };
         one("x $(a ')' \")\" `)`; b)c");
         one("x ${a:-}}'}'");
+        one("x ${a:-b c}d");
         one("x $(a $(b) \\) c)");
         one("x `a \\` b`c");
         one("x $'a b'c");
