@@ -594,6 +594,10 @@ mod tests {
         one("x $(a ')' \")\" `)`; b)c");
         one("x ${a:-}}'}'");
         one("x ${a:-b c}d");
+        // a name ends at the first character that cannot be in one
+        assert_eq!(spans("x $a_1 y"), [('w', 0..1), ('w', 2..6), ('w', 7..8)]);
+        assert_eq!(spans("x $a;y"), [('w', 0..1), ('w', 2..4), ('o', 0..1), ('w', 5..6)]);
+        assert_eq!(spans("ab $1;y"), [('w', 0..2), ('w', 3..5), ('o', 0..1), ('w', 6..7)]);
         one("x $(a $(b) \\) c)");
         one("x `a \\` b`c");
         one("x $'a b'c");
