@@ -594,6 +594,9 @@ mod tests {
         one("x $(a ')' \")\" `)`; b)c");
         one("x ${a:-}}'}'");
         one("x ${a:-b c}d");
+        one("x 'a'$(b)");
+        one("x 'a'${b}");
+        one("abcdef $'a'x");
         // a name ends at the first character that cannot be in one
         assert_eq!(spans("x $a_1 y"), [('w', 0..1), ('w', 2..6), ('w', 7..8)]);
         assert_eq!(spans("x $a;y"), [('w', 0..1), ('w', 2..4), ('o', 0..1), ('w', 5..6)]);
