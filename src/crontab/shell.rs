@@ -514,6 +514,106 @@ mod tests {
         assert!(backgrounds(&tokenize(b"a &> log").unwrap()));
     }
 
+    fn spans(s: &str) -> Vec<(char, std::ops::Range<usize>)> {
+        tokenize(s.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|t| match t {
+                Token::Word(w) => ('w', w.span),
+                Token::Redirect(r) => ('r', r),
+                Token::Comment(c) => ('#', c),
+                Token::Op(op) => ('o', 0..op.len()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn where_words_and_redirections_end() {
+        assert_eq!(words("a\tb\t c"), Some(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(spans("a\tb"), [('w', 0..1), ('w', 2..3)]);
+        // only digits written as such make an IO number
+        assert_eq!(spans("x abc>log"), [('w', 0..1), ('w', 2..5), ('r', 5..9)]);
+        assert_eq!(spans("x 2>log"), [('w', 0..1), ('r', 2..7)]);
+        assert_eq!(spans("x \"2\">log"), [('w', 0..1), ('w', 2..5), ('r', 5..9)]);
+        assert_eq!(spans("x >  log y"), [('w', 0..1), ('r', 2..8), ('w', 9..10)]);
+        assert_eq!(spans("x\t>\tlog"), [('w', 0..1), ('r', 2..7)]);
+        assert!(tokenize(b"a > ;").is_err());
+        assert!(tokenize(b"a >|").is_err());
+        assert_eq!(spans("a;;b"), [('w', 0..1), ('o', 0..2), ('w', 3..4)]);
+        assert_eq!(spans("a # b"), [('w', 0..1), ('#', 2..5)]);
+    }
+
+    #[test]
+    fn assignments_are_names_then_equals() {
+        let t = |s: &str| tokenize(s.as_bytes()).unwrap();
+        let assignment = |s: &str| match &t(s)[0] {
+            Token::Word(w) => w.assignment,
+            other => panic!("{other:?}"),
+        };
+        assert!(assignment("A=1"));
+        assert!(assignment("_a9=x=y"));
+        assert!(assignment("a=\"b c\""));
+        assert!(!assignment("1a=b"));
+        assert!(!assignment("a-b=c"));
+        assert!(!assignment("a"));
+        assert!(!assignment("=a"));
+        assert!(!assignment("'a'=b"));
+        assert_eq!(words("1a=b x").unwrap(), ["1a=b", "x"]);
+        // `=` and `~` expand only at the start of a word
+        assert_eq!(words("x =y"), None);
+        assert_eq!(words("x a~b c=d").unwrap(), ["x", "a~b", "c=d"]);
+        // a backslash that ends the text is itself
+        assert_eq!(words("x a\\").unwrap(), ["x", "a\\"]);
+        assert_eq!(words("x a{b c}d").unwrap(), ["x", "a{b", "c}d"]);
+    }
+
+    #[test]
+    fn expansions_and_their_ends() {
+        for s in [
+            "x $'a'",
+            "x ${a}",
+            "x $(a)",
+            "x $1",
+            "x $@",
+            "x $_a",
+            "x \"$a\"",
+            "x \"`a`\"",
+            "x `a`",
+        ] {
+            assert_eq!(words(s), None, "{s}");
+        }
+        assert_eq!(words("x a$ \"b$\" $").unwrap(), ["x", "a$", "b$", "$"]);
+        // an expansion's end is where the word goes on
+        let one = |s: &str| {
+            let t = tokenize(s.as_bytes()).unwrap();
+            assert!(
+                matches!(&t[..], [Token::Word(_), Token::Word(w)] if w.span.end == s.len()),
+                "{s}: {t:?}"
+            );
+        };
+        one("x $(a ')' \")\" `)`; b)c");
+        one("x ${a:-}}'}'");
+        one("x ${a:-b c}d");
+        one("x 'a'$(b)");
+        one("x 'a'${b}");
+        one("abcdef $'a'x");
+        // a name ends at the first character that cannot be in one
+        assert_eq!(spans("x $a_1 y"), [('w', 0..1), ('w', 2..6), ('w', 7..8)]);
+        assert_eq!(spans("x $a;y"), [('w', 0..1), ('w', 2..4), ('o', 0..1), ('w', 5..6)]);
+        assert_eq!(spans("ab $1;y"), [('w', 0..2), ('w', 3..5), ('o', 0..1), ('w', 6..7)]);
+        one("x $(a $(b) \\) c)");
+        one("x `a \\` b`c");
+        one("x $'a b'c");
+        one("x $ab'c d'");
+        one("x $1'c d'");
+        one("x \"a \\\" $(b \")\") c\"d");
+        assert!(tokenize(b"x $(a").is_err());
+        assert!(tokenize(b"x `a").is_err());
+        assert!(tokenize(b"x \"a").is_err());
+        assert!(tokenize(b"x $'a").is_err());
+        assert!(tokenize(b"x \"a\\").is_err());
+    }
+
     #[test]
     fn quoting() {
         assert_eq!(quote(b"/usr/bin/x"), b"/usr/bin/x");

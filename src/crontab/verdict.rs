@@ -173,7 +173,8 @@ pub fn assess(cmd: &Command) -> Assessment {
                 a.by = by;
                 a.missing = missing_for(&options);
             }
-            Peeled::Untranslatable { by, .. } | Peeled::Refused { by, .. } if !by.is_empty() => {
+            // both name the wrapper that stopped the peeling
+            Peeled::Untranslatable { by, .. } | Peeled::Refused { by, .. } => {
                 a.verdict = Verdict::Partial;
                 a.notes.push(format!("{} covers only part of this line", by.join(" ")));
                 a.missing = missing_for(&provided_by(&by));
@@ -929,6 +930,215 @@ mod tests {
     }
 
     #[test]
+    fn report_words() {
+        let verdicts = [Verdict::Protected, Verdict::Partial, Verdict::Unprotected, Verdict::Empty];
+        let keys: Vec<&str> = verdicts.iter().map(|v| v.key()).collect();
+        assert_eq!(keys, ["protected", "partial", "unprotected", "empty"]);
+        let keys: Vec<&str> =
+            [Missing::Lock, Missing::Timeout, Missing::Record].iter().map(|m| m.key()).collect();
+        assert_eq!(keys, ["lock", "timeout", "record"]);
+    }
+
+    #[test]
+    fn wrappers_are_named_as_written() {
+        assert_eq!(a("flock -n /l timeout -k 5 60 x --all").by, ["flock -n /l", "timeout -k 5 60"]);
+        assert_eq!(a("flock -n /l x | y").by, ["flock -n /l"]);
+        assert_eq!(a("timeout 5").plan.unwrap_err(), "`timeout 5` runs no command");
+    }
+
+    #[test]
+    fn a_guarded_runonce_is_protected() {
+        let g = a("test -x /x && runonce -n x -t 5m -- x");
+        assert_eq!(
+            (g.verdict, &g.names[..], &g.notes[..]),
+            (Verdict::Protected, &[b"x".to_vec()][..], &[][..])
+        );
+        assert!(g.missing.is_empty());
+        let g = a("test -x /x && runonce -n x -- x");
+        assert_eq!(g.notes, ["no --timeout: a run that hangs is never stopped"]);
+    }
+
+    #[test]
+    fn what_a_wrapper_in_a_list_gives() {
+        // the wrapper's options are not translated: what it gives by its name
+        let l = a("cd /x && flock -s /l y");
+        assert_eq!((l.verdict, &l.by[..]), (Verdict::Partial, &["flock".to_string()][..]));
+        assert_eq!(l.notes, ["flock covers only part of this line"]);
+        assert_eq!(l.missing, [Missing::Timeout, Missing::Record]);
+        let l = a("cd /x && run-one-constantly y");
+        assert_eq!(
+            (l.verdict, &l.by[..]),
+            (Verdict::Partial, &["run-one-constantly".to_string()][..])
+        );
+        assert_eq!(l.missing, [Missing::Lock, Missing::Timeout, Missing::Record]);
+        let l = a("cd /x && flock -n /l y");
+        assert_eq!(l.missing, [Missing::Timeout, Missing::Record]);
+        let l = a("runonce -- a; b");
+        assert!(l.missing.is_empty());
+        assert_eq!(a("x | y").missing, [Missing::Lock, Missing::Timeout, Missing::Record]);
+    }
+
+    #[test]
+    fn what_untranslated_wrappers_give() {
+        let m = |c: &str| a(c).missing;
+        assert_eq!(m("timeout --preserve-status 5 x"), [Missing::Lock, Missing::Record]);
+        assert_eq!(m("flock -s /l x"), [Missing::Timeout, Missing::Record]);
+        assert_eq!(m("run-one timeout --preserve-status 5 x"), [Missing::Record]);
+        assert_eq!(m("run-this-one timeout --preserve-status 5 x"), [Missing::Record]);
+        assert_eq!(m("chronic -e x"), [Missing::Lock, Missing::Timeout, Missing::Record]);
+    }
+
+    #[test]
+    fn runonce_options_end_where_its_parser_ends_them() {
+        let names = |c: &str| {
+            a(c).names.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect::<Vec<_>>()
+        };
+        let no_timeout = |c: &str| a(c).notes.iter().any(|n| n.contains("no --timeout"));
+        // the command's own options are not runonce's
+        assert!(no_timeout("runonce -- x --timeout 5m"));
+        assert!(no_timeout("runonce /opt/x --timeout 5m"));
+        assert_eq!(names("runonce -n a -- x --name b"), ["a"]);
+        assert_eq!(names("runonce --name=backup -- x"), ["backup"]);
+        // --wait takes its value only attached, --status's is optional
+        assert_eq!(names("runonce --wait --name x -- y"), ["x"]);
+        assert_eq!(names("runonce --status --name x -- y"), ["x"]);
+    }
+
+    #[test]
+    fn an_option_that_needs_its_values_takes_the_next_word() {
+        let cmd = clap::Command::new("t")
+            .arg(clap::Arg::new("files").long("files").num_args(1..))
+            .arg(clap::Arg::new("flag").long("flag").action(clap::ArgAction::SetTrue));
+        let tokens = shell::tokenize(b"--files a --flag").unwrap();
+        let words = shell::simple(&tokens).unwrap().words;
+        let mut seen = Vec::new();
+        walk_options(&cmd, &words, |id, v| seen.push((id.to_string(), v.map(<[u8]>::to_vec))));
+        assert_eq!(seen, [("files".into(), Some(b"a".to_vec())), ("flag".into(), None)]);
+    }
+
+    /// Why a wrapper's options stayed inside the shell.
+    fn kept(cmd: &str) -> Vec<String> {
+        a(cmd).notes
+    }
+
+    #[test]
+    fn wrapper_options_as_getopt_reads_them() {
+        let p = plan("timeout -s INT -- 10m x");
+        assert_eq!((p.options.timeout.as_deref(), p.inner), (Some("10m"), Inner::Words(22)));
+        for c in ["flock --wait=5 /l x", "flock --wait 5 /l x", "flock -w5 /l x", "flock -w 5 /l x"]
+        {
+            let p = plan(c);
+            let lock = p.options.lock.as_deref().map(String::from_utf8_lossy);
+            let inner = Inner::Words(c.len() - 1);
+            assert_eq!(
+                (p.options.wait, lock.as_deref(), p.inner),
+                (Some(Some("5".into())), Some("/l"), inner),
+                "{c}"
+            );
+        }
+        let p = plan("flock -nE3 /l x");
+        assert_eq!((p.options.wait, p.options.busy_exit.as_deref()), (None, Some("3")));
+        // an exact long name wins over the longer ones it begins
+        assert_eq!(plan("flock --exclusive /l x").options.lock.as_deref(), Some(&b"/l"[..]));
+        // an unambiguous abbreviation is the option; an ambiguous one is refused
+        assert_eq!(plan("flock --nonb /l x").options.wait, None);
+        assert_eq!(kept("flock --no /l x"), ["kept inside the shell: flock: unknown option --no"]);
+        let p = plan("flock -n -c 'a | b' /l");
+        assert_eq!(
+            (p.options.lock.as_deref(), p.inner),
+            (Some(&b"/l"[..]), Inner::Shell(b"a | b".to_vec()))
+        );
+        assert_eq!(
+            kept("flock -u /l x"),
+            ["kept inside the shell: flock -u has no runonce equivalent"]
+        );
+        assert_eq!(kept("flock -h"), ["kept inside the shell: flock runs no command"]);
+        assert_eq!(kept("timeout --help"), ["kept inside the shell: timeout runs no command"]);
+        assert_eq!(
+            kept("chronic -e x"),
+            [
+                "kept inside the shell: chronic -e (output when stderr is not empty) has no runonce equivalent"
+            ]
+        );
+        assert_eq!(
+            kept("chronic -v x"),
+            ["kept inside the shell: chronic -v has no runonce equivalent"]
+        );
+    }
+
+    #[test]
+    fn timeout_durations_as_runonce_reads_them() {
+        let t = |c: &str| plan(c).options.timeout;
+        assert_eq!(t("timeout 30s x").as_deref(), Some("30s"));
+        assert_eq!(t("timeout 2d x").as_deref(), Some("2d"));
+        assert_eq!(t("timeout 0 x").as_deref(), Some("0"));
+        assert_eq!(a("timeout 0 x").missing, [Missing::Lock, Missing::Timeout, Missing::Record]);
+        // what runonce reads otherwise, as whole seconds
+        assert_eq!(t("timeout +5 x").as_deref(), Some("5"));
+        assert_eq!(t("timeout +1.5m x").as_deref(), Some("90"));
+        let invalid =
+            |d: &str| vec![format!("kept inside the shell: timeout: invalid duration '{d}'")];
+        assert_eq!(kept("timeout nans x"), invalid("nans"));
+        assert_eq!(kept("timeout -- -5 x"), invalid("-5"));
+        let inexact = |d: &str| {
+            vec![format!(
+                "kept inside the shell: timeout: duration '{d}' has no exact runonce equivalent"
+            )]
+        };
+        assert_eq!(kept("timeout +0.5 x"), inexact("+0.5"));
+        assert_eq!(kept("timeout +1e15 x"), inexact("+1e15"));
+        assert_eq!(t("timeout +1e14 x").as_deref(), Some("100000000000000"));
+    }
+
+    #[test]
+    fn work_left_behind_is_refused() {
+        for c in [
+            "tmux new -d x",
+            "setsid -f x",
+            "setsid --fork x",
+            "start-stop-daemon -b --start x",
+            "start-stop-daemon --background --start x",
+            "daemonize x",
+            "daemon x",
+            "A=1 daemonize x",
+            "screen -d -m x",
+        ] {
+            assert_eq!(a(c).plan.unwrap_err(), BACKGROUND, "{c}");
+        }
+        for c in [
+            "tmux ls",
+            "setsid x",
+            "start-stop-daemon --stop x",
+            "screen -dm -D x",
+            "screen -m --ds x",
+            "screen -d --mm x",
+        ] {
+            assert!(a(c).plan.is_ok(), "{c}");
+        }
+    }
+
+    #[test]
+    fn guards_before_runonce() {
+        let v = |c: &str| a(c).verdict;
+        assert_eq!(v("command -v x >/dev/null && runonce -t 5m -- x"), Verdict::Protected);
+        assert_eq!(v("command -V x || runonce -t 5m -- x"), Verdict::Protected);
+        assert_eq!(v("test -x /x && exec runonce -t 5m -- x"), Verdict::Protected);
+        assert_eq!(v("command x && runonce -- x"), Verdict::Partial);
+        assert_eq!(v("x && runonce -- y"), Verdict::Partial);
+        assert_eq!(v("test -x /x; runonce -- x"), Verdict::Partial);
+        assert_eq!(v("A=1 runonce -- a; b"), Verdict::Partial);
+        assert_eq!(v("exec runonce -- a; b"), Verdict::Partial);
+        assert_eq!(v("if true; then runonce -- x; fi"), Verdict::Partial);
+        assert_eq!(v("test -x /x && y"), Verdict::Unprotected);
+        let w = a("flock -n /l runonce -n x -t 5m -- y");
+        assert_eq!(
+            (w.names, w.notes),
+            (vec![b"x".to_vec()], vec!["flock -n /l around runonce is redundant".to_string()])
+        );
+        assert_eq!(a("runonce -qnbackup -- x").names, [b"backup"]);
+    }
+
+    #[test]
     fn names_come_from_the_work() {
         let w = |c: &str| a(c).name_words.first().map(|w| String::from_utf8_lossy(w).into_owned());
         assert_eq!(w("cd / && run-parts --report /etc/cron.hourly").as_deref(), Some("run-parts"));
@@ -942,5 +1152,7 @@ mod tests {
             Some("/usr/sbin/invoke-rc.d")
         );
         assert_eq!(w("backup | gzip > x").as_deref(), Some("backup"));
+        assert_eq!(w("backup && echo done").as_deref(), Some("backup"));
+        assert_eq!(w("echo hi; date").as_deref(), Some("echo"));
     }
 }
